@@ -1,0 +1,121 @@
+"""Pure-Python Clark Hash arithmetic (no numpy).
+
+Float32 semantics come from rounding every double result once to float32
+(``array('f')``), which is exact for single ``+ - * / sqrt`` operations. This
+backend is the executable specification: it follows NUMERICS.md step by step.
+Batches are lists of ``array('f')`` rows; codes are ``bytes``.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from ..float32 import f32, round_half_away
+from ..norm_channel import decode_table, norm_code
+from .tables import CodecTables
+
+
+class PythonBackend:
+    """Encode, sketch and score with plain Python floats rounded to float32."""
+
+    name = "python"
+
+    def __init__(self, config):
+        self.config = config
+        self.t = CodecTables(config)
+
+    # -- projection ----------------------------------------------------------
+    def project_row(self, x):
+        """Sketch (``array('f')`` of m, in bucket order 0..m-1) and norm of one row."""
+        t, d = self.t, self.config.input_dim
+        nsq = 0.0
+        squares = array("f", [v * v for v in x])
+        acc1 = array("f", [0.0])
+        for sq in squares:
+            acc1[0] = nsq + sq
+            nsq = acc1[0]
+        norm = f32(math.sqrt(nsq))
+        xs = array("f", [v * t.scale for v in x])
+        stacked = list(xs) + [-v for v in xs]
+        acc = array("f", bytes(4 * len(t.order)))
+        for sources in t.step_sources:
+            k = len(sources)
+            acc[:k] = array("f", [a + stacked[src] for a, src in zip(acc[:k], sources)])
+        out = array("f", bytes(4 * len(t.order)))
+        for j, b in enumerate(t.order):
+            out[b] = acc[j]
+        if norm <= 2.0**-23:  # rejected by the caller; no scaling
+            return out, norm
+        post = f32(t.sqrt_m / norm)
+        return array("f", [v * post for v in out]), norm
+
+    # -- quantization ------------------------------------------------------------
+    def quantize(self, sketch) -> bytes:
+        """Pack the levels of one sketch into ``code_bytes`` bytes (LSB-first stream)."""
+        t, b = self.t, self.config.bits
+        c, L = t.clip, float(t.L)
+        packed = 0
+        for k, z in enumerate(sketch):
+            if z != z:
+                level = 0
+            else:
+                zc = min(max(z, -c), c)
+                u = f32(f32(zc + c) / t.two_c)
+                v = f32(u * L)
+                level = int(min(max(round_half_away(v), 0.0), L))
+            packed |= level << (k * b)
+        return packed.to_bytes(self.config.code_bytes, "little")
+
+    def levels(self, code: bytes) -> list:
+        """Unpack one code into its m levels."""
+        b, mask = self.config.bits, self.t.L
+        v = int.from_bytes(code, "little")
+        return [(v >> (k * b)) & mask for k in range(self.config.sketch_dim)]
+
+    # -- batches -------------------------------------------------------------------
+    def encode(self, rows):
+        """Codes, norm codes (dot mode) and norms of float32 rows.
+
+        Returns ``(codes: bytes, norm_codes: list[int] | None, norms: list[float])``;
+        rows whose norm is not positive still get a (meaningless) code here,
+        the caller rejects them using ``norms``.
+        """
+        cfg = self.config
+        out = bytearray()
+        norms = []
+        for x in rows:
+            sketch, norm = self.project_row(x)
+            out += self.quantize(sketch)
+            norms.append(norm)
+        ncodes = None
+        if cfg.metric == "dot":
+            ncodes = [norm_code(n, cfg.norm_log2_min, cfg.norm_log2_max) for n in norms]
+        return bytes(out), ncodes, norms
+
+    def decode_sketch(self, codes: bytes, count: int) -> list:
+        """Dequantized coordinates (list of ``array('f')``) of ``count`` codes."""
+        cb, deq = self.config.code_bytes, self.t.deq
+        return [array("f", [deq[lv] for lv in self.levels(codes[i * cb:(i + 1) * cb])])
+                for i in range(count)]
+
+    def score(self, query_values, query_norm, codes: bytes, count: int, norm_codes=None,
+              rows=None):
+        """Exact float32 scores of ``count`` codes (or of ``rows`` only), crate order."""
+        cfg, t = self.config, self.t
+        cb = cfg.code_bytes
+        products = [array("f", [q * dv for dv in t.deq]) for q in query_values]
+        rows = range(count) if rows is None else rows
+        out = array("f")
+        acc1 = array("f", [0.0])
+        for i in rows:
+            acc = 0.0
+            for k, lv in enumerate(self.levels(codes[i * cb:(i + 1) * cb])):
+                acc1[0] = acc + products[k][lv]
+                acc = acc1[0]
+            out.append(acc / t.m_f32)
+        if cfg.metric == "dot":
+            table = decode_table(cfg.norm_log2_min, cfg.norm_log2_max)
+            qn = query_norm
+            out = array("f", [f32(s * qn) * table[norm_codes[i]] for s, i in zip(out, rows)])
+        return out

@@ -1,0 +1,258 @@
+"""Exact flat search over stored codes: :class:`FlatIndex`.
+
+Ranking follows the crate's ``FlatIndex::search_prepared``: every stored row
+is scored in insertion order, then a stable sort by descending float32 score
+(IEEE total order), truncated to ``min(k, n)``; exactly equal scores keep
+insertion order. Returned scores are bit-identical to ``ClarkHash.score``.
+
+With the numpy backend the codes live column-wise as 16-bit "planes"
+(``planes[p, i]`` = bytes 2p and 2p+1 of row i), so a query scans them with
+lookup tables (:mod:`clark_hash_web.fast_scan`) and only the provable
+candidates get the exact sequential score.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+from .codec import ClarkHash, EncodedBatch, QuerySketch, _check_fingerprint
+from .errors import DuplicateIdError, InvalidInputError
+
+
+def _total_order_key(bits: int) -> int:
+    """Integer key whose order is the IEEE total order of float32 bit patterns."""
+    return bits if bits < 0x80000000 else -(bits & 0x7FFFFFFF) - 1
+
+
+class FlatIndex:
+    """All stored codes of one codec, searchable exactly.
+
+    Parameters
+    ----------
+    codec : ClarkHash
+
+    Notes
+    -----
+    Ids are ints or strs (one kind per index), unique. ``add`` without ids
+    numbers rows with consecutive ints after the largest int id so far.
+    """
+
+    def __init__(self, codec: ClarkHash):
+        if not isinstance(codec, ClarkHash):
+            raise InvalidInputError(f"FlatIndex needs a ClarkHash codec, got {type(codec).__name__}")
+        self.codec = codec
+        self.config = codec.config
+        self._ids = []
+        self._row_of = {}
+        self._next_auto = 0
+        self._count = 0
+        if codec.backend == "numpy":
+            import numpy as np
+
+            self._pairs = (self.config.code_bytes + 1) // 2
+            self._planes = np.zeros((self._pairs, 0), dtype=np.uint16)
+            self._norms = np.zeros(0, dtype=np.uint16)
+        else:
+            self._codes = bytearray()
+            self._norms = []
+
+    # -- bookkeeping --------------------------------------------------------------
+    def __len__(self):
+        return self._count
+
+    @property
+    def ids(self) -> list:
+        """Ids in insertion order."""
+        return list(self._ids)
+
+    @property
+    def backend(self) -> str:
+        return self.codec.backend
+
+    def __contains__(self, id_):
+        return id_ in self._row_of
+
+    def _new_ids(self, ids, count):
+        if ids is None:
+            start = self._next_auto
+            return list(range(start, start + count))
+        ids = list(ids)
+        if len(ids) != count:
+            raise InvalidInputError(f"{len(ids)} ids for {count} vectors")
+        kinds = {type(i) for i in ids} | ({type(self._ids[0])} if self._ids else set())
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, (int, str)):
+                raise InvalidInputError(f"ids must be int or str, got {i!r}")
+        if len(kinds) > 1:
+            raise InvalidInputError("ids of one index must all be int or all be str")
+        seen = set()
+        for pos, i in enumerate(ids):
+            if i in self._row_of:
+                raise DuplicateIdError(f"id {i!r} (batch position {pos}) is already in the index")
+            if i in seen:
+                raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
+            seen.add(i)
+        return ids
+
+    # -- adding -------------------------------------------------------------------
+    def add(self, vectors, ids=None, errors="raise") -> list:
+        """Encode and store vectors; returns the ids of the stored rows.
+
+        With ``errors="skip"`` bad rows are left out (ids given for them are
+        not used); see :meth:`ClarkHash.encode`.
+        """
+        enc = self.codec.encode(vectors, errors=errors)
+        if ids is not None:
+            ids = list(ids)
+            n_in = len(enc.rows) + len(enc.skipped)
+            if len(ids) != n_in:
+                raise InvalidInputError(f"{len(ids)} ids for {n_in} vectors")
+            ids = [ids[r] for r in enc.rows]
+        return self.add_encoded(enc, ids)
+
+    def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
+        """Store already encoded codes (same config); returns their ids."""
+        _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
+        n = len(encoded)
+        new_ids = self._new_ids(ids, n)
+        if self.codec.backend == "numpy":
+            import numpy as np
+
+            codes = np.asarray(encoded.codes, dtype=np.uint8)
+            planes = self._to_planes(codes)
+            self._planes = np.concatenate([self._planes[:, :self._count], planes], axis=1)
+            if self.config.metric == "dot":
+                self._norms = np.concatenate([self._norms[:self._count],
+                                              np.asarray(encoded.norm_codes, dtype=np.uint16)])
+        else:
+            self._codes += encoded.codes_bytes()
+            if self.config.metric == "dot":
+                self._norms.extend(int(c) for c in encoded.norm_codes)
+        for i in new_ids:
+            self._row_of[i] = len(self._ids)
+            self._ids.append(i)
+            if isinstance(i, int) and i >= self._next_auto:
+                self._next_auto = i + 1
+        self._count += n
+        return new_ids
+
+    def _to_planes(self, codes):
+        import numpy as np
+
+        n, cb = codes.shape
+        padded = np.zeros((n, 2 * self._pairs), dtype=np.uint8)
+        padded[:, :cb] = codes
+        return np.ascontiguousarray(padded.view("<u2").T.astype(np.uint16))
+
+    # -- removing -------------------------------------------------------------------
+    def remove(self, ids) -> int:
+        """Delete rows by id (one id or a list); unknown ids raise KeyError.
+
+        Returns the number of rows removed. The remaining rows keep their
+        relative order, so ties still rank by insertion order.
+        """
+        if isinstance(ids, (int, str)):
+            ids = [ids]
+        ids = list(ids)
+        missing = [i for i in ids if i not in self._row_of]
+        if missing:
+            raise KeyError(f"id(s) not in the index: {missing[:5]}")
+        drop = {self._row_of[i] for i in ids}
+        keep = [r for r in range(self._count) if r not in drop]
+        if self.codec.backend == "numpy":
+            import numpy as np
+
+            k = np.asarray(keep, dtype=np.intp)
+            self._planes = np.ascontiguousarray(self._planes[:, k])
+            if self.config.metric == "dot":
+                self._norms = self._norms[k]
+        else:
+            cb = self.config.code_bytes
+            self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb]) for r in keep))
+            if self.config.metric == "dot":
+                self._norms = [self._norms[r] for r in keep]
+        self._ids = [self._ids[r] for r in keep]
+        self._row_of = {i: r for r, i in enumerate(self._ids)}
+        self._count = len(keep)
+        return len(drop)
+
+    delete = remove
+
+    # -- reading back -------------------------------------------------------------
+    def encoded(self, rows=None) -> EncodedBatch:
+        """Stored codes (all, or the given row numbers) as an EncodedBatch."""
+        if self.codec.backend == "numpy":
+            import numpy as np
+
+            planes = self._planes[:, :self._count] if rows is None else self._planes[:, rows]
+            codes = np.ascontiguousarray(planes.T).astype("<u2").view(np.uint8)
+            codes = np.ascontiguousarray(codes[:, :self.config.code_bytes])
+            nc = None
+            if self.config.metric == "dot":
+                nc = self._norms[:self._count] if rows is None else self._norms[rows]
+            return EncodedBatch(self.config, codes, nc)
+        cb = self.config.code_bytes
+        rows = range(self._count) if rows is None else rows
+        codes = b"".join(bytes(self._codes[r * cb:(r + 1) * cb]) for r in rows)
+        nc = [self._norms[r] for r in rows] if self.config.metric == "dot" else None
+        return EncodedBatch(self.config, codes, nc)
+
+    # -- search -------------------------------------------------------------------
+    def search(self, query, k: int = 10):
+        """Top ``k`` ``(ids, scores)`` for a query vector (d,)."""
+        return self.search_prepared(self.codec.sketch_query(query), k)
+
+    def search_batch(self, queries, k: int = 10) -> list:
+        """``search`` for each row of ``queries`` (N, d); a list of ``(ids, scores)``."""
+        if self.codec.backend == "numpy":
+            import numpy as np
+
+            rows = np.asarray(queries)
+            if rows.ndim != 2:
+                raise InvalidInputError(f"queries must be 2-D, got shape {rows.shape}")
+        else:
+            rows = list(queries)
+        return [self.search(q, k) for q in rows]
+
+    def search_prepared(self, query: QuerySketch, k: int = 10):
+        """Top ``k`` for a prepared QuerySketch: ``(ids, scores)``.
+
+        ``scores`` is float32 (numpy array or ``array('f')``), bit-identical
+        to ``codec.score``; ranking: descending, ties by insertion order.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InvalidInputError(f"k must be a non-negative int, got {k!r}")
+        query = self.codec._as_query(query)
+        n = self._count
+        k = min(k, n)
+        if self.codec.backend == "numpy":
+            return self._search_numpy(query, k)
+        scores = self.codec._impl.score(query.values, query.norm, bytes(self._codes), n,
+                                        self._norms if self.config.metric == "dot" else None)
+        bits = array("I", scores.tobytes())
+        order = sorted(range(n), key=lambda r: (-_total_order_key(bits[r]), r))[:k]
+        return [self._ids[r] for r in order], array("f", [scores[r] for r in order])
+
+    def _search_numpy(self, query, k):
+        import numpy as np
+
+        from . import fast_scan
+        from .norm_channel import decode_norms_numpy
+
+        cfg, n = self.config, self._count
+        if k == 0:
+            return [], np.zeros(0, dtype=np.float32)
+        dn = None
+        if cfg.metric == "dot":
+            dn = decode_norms_numpy(self._norms[:n], cfg.norm_log2_min, cfg.norm_log2_max)
+        tables, const = fast_scan.pair_tables(query.values, cfg)
+        approx = fast_scan.approximate_accumulators(self._planes, n, tables, const)
+        cand = fast_scan.candidate_rows(approx, query.values, query.norm, cfg, k, dn)
+        enc = self.encoded(cand)
+        scores = self.codec._impl.score(query.values, query.norm, np.asarray(enc.codes),
+                                        enc.norm_codes)
+        bits = scores.view(np.uint32).astype(np.int64)
+        key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
+        order = np.lexsort((cand, -key))[:k]
+        rows = cand[order]
+        return [self._ids[r] for r in rows.tolist()], scores[order]
