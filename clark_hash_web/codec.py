@@ -331,7 +331,10 @@ class ClarkHash:
 
     # -- query --------------------------------------------------------------------
     def sketch_query(self, x) -> QuerySketch:
-        """Float32 query sketch of one vector (d,). Rejects NaN/inf and zero vectors."""
+        """Float32 query sketch of one vector (d,).
+
+        Rejects NaN/inf entries, zero vectors and norms that overflow float32.
+        """
         rows, single = self._rows(x)
         if len(rows) != 1:
             raise InvalidInputError(f"sketch_query takes one vector, got {len(rows)} rows")
@@ -343,6 +346,8 @@ class ClarkHash:
             values, norm = self._impl.project_row(rows[0])
         if not norm > EPSILON:
             raise InvalidVectorError({0: REASON_ZERO}, what="query")
+        if not math.isfinite(norm):  # the crate would score everything NaN
+            raise InvalidVectorError({0: REASON_OVERFLOW}, what="query")
         return QuerySketch(self.config, values, norm)
 
     def _as_query(self, query) -> QuerySketch:
