@@ -17,7 +17,8 @@ code bytes sums the weights of their 16 bits.
 Error bound (u = 2**-24, S = sum |q_k| * c, P = number of byte pairs):
 the exact accumulator differs from the real score by at most
 ``S * u * (1.01 m + 9)`` (dequantization, products and sequential sum), and
-the table evaluation by at most ``S * u * (3.03 (P + 1) + 3)``; we use
+the table evaluation (byte tables rounded to float32, pair tables summed in
+float32, then P + 1 float32 additions) by at most ``S * u * (3.03 (P + 1) + 5)``; we use
 ``S * u * (2 m + 4 P + 32)``. Division by m, the query norm and the decoded
 norm add three roundings (relative ``4u`` with margin).
 """
@@ -41,10 +42,11 @@ def pair_tables(query_values, config) -> tuple:
     bitpos = np.arange(m * b)
     weights[: m * b] = q[bitpos // b] * step * (2.0 ** (bitpos % b))
     bitvals = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float64)
-    byte_tables = weights.reshape(pairs * 2, 8) @ bitvals.T  # (2P, 256), float64 setup only
-    tables = (byte_tables[0::2, None, :] + byte_tables[1::2, :, None]).reshape(pairs, 65536)
+    byte_tables = (weights.reshape(pairs * 2, 8) @ bitvals.T).astype(np.float32)  # (2P, 256)
+    tables = np.empty((pairs, 256, 256), dtype=np.float32)
+    np.add(byte_tables[0::2, None, :], byte_tables[1::2, :, None], out=tables)
     const = -float(config.clip) * q.sum()
-    return tables.astype(np.float32), np.float32(const)
+    return tables.reshape(pairs, 65536), np.float32(const)
 
 
 def approximate_accumulators(planes, count, tables, const):
