@@ -13,6 +13,7 @@ candidates get the exact sequential score.
 
 from __future__ import annotations
 
+import heapq
 from array import array
 
 from .codec import ClarkHash, EncodedBatch, QuerySketch, _check_fingerprint
@@ -230,7 +231,7 @@ class FlatIndex:
         scores = self.codec._impl.score(query.values, query.norm, bytes(self._codes), n,
                                         self._norms if self.config.metric == "dot" else None)
         bits = array("I", scores.tobytes())
-        order = sorted(range(n), key=lambda r: (-_total_order_key(bits[r]), r))[:k]
+        order = heapq.nsmallest(k, range(n), key=lambda r: (-_total_order_key(bits[r]), r))
         return [self._ids[r] for r in order], array("f", [scores[r] for r in order])
 
     def _search_numpy(self, query, k):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from operator import add
 
 from ..float32 import f32, round_half_away
 from ..norm_channel import decode_table, norm_code
@@ -99,23 +100,53 @@ class PythonBackend:
         return [array("f", [deq[lv] for lv in self.levels(codes[i * cb:(i + 1) * cb])])
                 for i in range(count)]
 
+    def level_columns(self, codes: bytes, count: int) -> list:
+        """Levels of coordinate k of every row, as ``bytes`` (one per k).
+
+        Works on whole columns at once: byte column j of the codes is
+        ``codes[j::code_bytes]``, and the lane-wise shifts that extract a
+        coordinate are done on the column read as one big integer (8-bit
+        lanes; masks drop what crosses a lane boundary).
+        """
+        cfg = self.config
+        cb, b, mask = cfg.code_bytes, cfg.bits, self.t.L
+        if count == 0:
+            return [b""] * cfg.sketch_dim
+        lanes = lambda v: int.from_bytes(bytes([v]) * count, "little")  # noqa: E731
+        cols = [int.from_bytes(codes[j::cb], "little") for j in range(cb)]
+        out = []
+        for k in range(cfg.sketch_dim):
+            pos = k * b
+            byte, shift = pos >> 3, pos & 7
+            v = (cols[byte] >> shift) & lanes(0xFF >> shift)
+            if shift + b > 8:
+                v |= (cols[byte + 1] << (8 - shift)) & lanes((0xFF << (8 - shift)) & 0xFF)
+            out.append((v & lanes(mask)).to_bytes(count, "little"))
+        return out
+
     def score(self, query_values, query_norm, codes: bytes, count: int, norm_codes=None,
               rows=None):
-        """Exact float32 scores of ``count`` codes (or of ``rows`` only), crate order."""
+        """Exact float32 scores of ``count`` codes (or of ``rows`` only), crate order.
+
+        Row by row this is ``acc += q[k] * deq(level_k)`` for k in order; it
+        is evaluated coordinate by coordinate over all rows, rounding every
+        sum to float32 with one ``array('f')`` per coordinate.
+        """
         cfg, t = self.config, self.t
         cb = cfg.code_bytes
+        if rows is not None:
+            rows = list(rows)
+            codes = b"".join(codes[i * cb:(i + 1) * cb] for i in rows)
+            count = len(rows)
         products = [array("f", [q * dv for dv in t.deq]) for q in query_values]
-        rows = range(count) if rows is None else rows
-        out = array("f")
-        acc1 = array("f", [0.0])
-        for i in rows:
-            acc = 0.0
-            for k, lv in enumerate(self.levels(codes[i * cb:(i + 1) * cb])):
-                acc1[0] = acc + products[k][lv]
-                acc = acc1[0]
-            out.append(acc / t.m_f32)
+        acc = array("f", bytes(4 * count))
+        for pk, levels in zip(products, self.level_columns(codes, count)):
+            acc = array("f", map(add, acc, map(pk.__getitem__, levels)))
+        m = t.m_f32
+        out = array("f", [a / m for a in acc])
         if cfg.metric == "dot":
             table = decode_table(cfg.norm_log2_min, cfg.norm_log2_max)
+            ncodes = norm_codes if rows is None else [norm_codes[i] for i in rows]
             qn = query_norm
-            out = array("f", [f32(s * qn) * table[norm_codes[i]] for s, i in zip(out, rows)])
+            out = array("f", [f32(s * qn) * table[c] for s, c in zip(out, ncodes)])
         return out
