@@ -7,20 +7,34 @@ Pyodide core), and both give the same bytes.
 >>> from clark_hash_web import ClarkHashConfig, ClarkHash, FlatIndex
 >>> codec = ClarkHash(ClarkHashConfig(input_dim=384))
 >>> index = FlatIndex(codec)
+
+Binary codecs with the same verbs (``encode``, ``sketch_query``, ``score``):
+:class:`SignBits`, :class:`HyperplaneLSH`, :class:`ITQ`, :class:`E8Codes`,
+searched with :class:`BinaryIndex`; :class:`TwoStageIndex` rescores the top
+candidates from vectors kept on disk (:class:`VectorFile`).
 """
 
 from .backends import available_backends
+from .binary_codes import BinaryIndex
 from .codec import ClarkHash, EncodedBatch, QuerySketch, SQuaJL
 from .config import ClarkHashConfig, SQuaJLConfig
+from .e8_codes import E8Codes, E8Config
 from .errors import (ClarkHashError, ConfigError, ConfigMismatchError, DimensionError,
-                     DuplicateIdError, InvalidInputError, InvalidVectorError, SketchFileError)
+                     DuplicateIdError, InvalidInputError, InvalidVectorError, SketchFileError,
+                     SyncError)
+from .hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 from .index import FlatIndex
+from .itq import ITQ, ITQConfig, train_itq
+from .sign_bits import SignBits, SignBitsConfig
+from .two_stage import TwoStageIndex, VectorFile
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ClarkHash", "ClarkHashConfig", "ClarkHashError", "ConfigError", "ConfigMismatchError",
-    "DimensionError", "DuplicateIdError", "EncodedBatch", "FlatIndex", "InvalidInputError",
-    "InvalidVectorError", "QuerySketch", "SQuaJL", "SQuaJLConfig", "SketchFileError",
-    "available_backends", "__version__",
+    "BinaryIndex", "ClarkHash", "ClarkHashConfig", "ClarkHashError", "ConfigError",
+    "ConfigMismatchError", "DimensionError", "DuplicateIdError", "E8Codes", "E8Config",
+    "EncodedBatch", "FlatIndex", "HyperplaneLSH", "HyperplaneLSHConfig", "ITQ", "ITQConfig",
+    "InvalidInputError", "InvalidVectorError", "QuerySketch", "SQuaJL", "SQuaJLConfig",
+    "SignBits", "SignBitsConfig", "SketchFileError", "SyncError", "TwoStageIndex", "VectorFile",
+    "available_backends", "train_itq", "__version__",
 ]

@@ -57,3 +57,24 @@ class DuplicateIdError(ClarkHashError, ValueError):
 
 class SketchFileError(ClarkHashError, ValueError):
     """A sketch file is truncated, corrupt, or not a sketch file at all."""
+
+
+class SyncError(ClarkHashError):
+    """Base class of sync failures seen by a client or the server."""
+
+
+class SyncProtocolError(SyncError, ValueError):
+    """A sync message (envelope, meta or embedded sketch file) is malformed."""
+
+
+class SyncRefusedError(SyncError):
+    """The server refused a request; ``status`` is the HTTP status, ``kind`` the error type."""
+
+    def __init__(self, status: int, kind: str, message: str):
+        self.status = status
+        self.kind = kind
+        super().__init__(f"server refused the request ({status} {kind}): {message}")
+
+
+class SyncAuthError(SyncRefusedError):
+    """The token is missing or wrong (HTTP 401)."""

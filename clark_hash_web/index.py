@@ -198,6 +198,41 @@ class FlatIndex:
         nc = [self._norms[r] for r in rows] if self.config.metric == "dot" else None
         return EncodedBatch(self.config, codes, nc)
 
+    # -- files ----------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write every row, with its id, to a sketch file (atomic replace).
+
+        The format is :mod:`clark_hash_web.sketch_file` (v1); rows keep their
+        order, so ties rank the same after :meth:`load`.
+        """
+        from . import sketch_file
+
+        enc = self.encoded()
+        sketch_file.save(path, self.config, enc.codes_bytes(), enc.norm_codes_bytes(),
+                         self.ids or None)
+
+    @classmethod
+    def load(cls, path, backend=None) -> "FlatIndex":
+        """A new index holding a sketch file's rows (ids 0..N-1 if it has none).
+
+        Raises SketchFileError for damaged files and ConfigError when the file
+        holds another codec's codes.
+        """
+        import os
+
+        from . import sketch_file
+        from .config import ClarkHashConfig
+        from .errors import ConfigError
+
+        data = sketch_file.load(path)
+        if not isinstance(data.config, ClarkHashConfig):
+            raise ConfigError(f"{os.fspath(path)} holds codes of another codec; "
+                              "FlatIndex needs Clark Hash codes")
+        index = cls(ClarkHash(data.config, backend))
+        if data.count:
+            index.add_encoded(data.to_encoded(), data.ids)
+        return index
+
     # -- search -------------------------------------------------------------------
     def search(self, query, k: int = 10):
         """Top ``k`` ``(ids, scores)`` for a query vector (d,)."""

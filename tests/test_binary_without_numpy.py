@@ -1,0 +1,60 @@
+"""The binary codecs and two-stage search work when numpy cannot be imported (Pyodide core)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from binary_helpers import clustered
+from clark_hash_web.e8_codes import E8Codes, E8Config
+from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+
+SCRIPT = textwrap.dedent("""
+    import json, sys, tempfile, os
+    sys.modules["numpy"] = None          # import numpy now raises ImportError
+    from clark_hash_web.backends import available_backends
+    from clark_hash_web.binary_codes import BinaryIndex
+    from clark_hash_web.e8_codes import E8Codes, E8Config
+    from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+    from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+    from clark_hash_web.two_stage import TwoStageIndex, VectorFile
+    x = json.loads(sys.stdin.read())
+    out = {"backends": available_backends()}
+    for name, codec in [("lsh", HyperplaneLSH(HyperplaneLSHConfig(16, 24))),
+                        ("sign", SignBits(SignBitsConfig(16, rotation="hadamard"))),
+                        ("e8", E8Codes(E8Config(16)))]:
+        two = TwoStageIndex(BinaryIndex(codec),
+                            VectorFile(os.path.join(tempfile.mkdtemp(), "v"), 16, "int8"), 3)
+        two.add(x)
+        ids, scores = two.index.search(x[0], 4)
+        ids2, _ = two.search(x[0], 2)
+        out[name] = {"backend": codec.backend, "codes": codec.encode(x).codes_bytes().hex(),
+                     "ids": ids, "scores": scores.tobytes().hex(), "two": ids2}
+    print(json.dumps(out))
+""")
+
+
+def test_pure_python_without_numpy_gives_the_numpy_bytes():
+    x = clustered(12, 16, seed=1)
+    res = subprocess.run([sys.executable, "-c", SCRIPT], input=json.dumps(x.tolist()),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["backends"] == ["python"]
+    from clark_hash_web.binary_codes import BinaryIndex
+
+    for name, codec in [("lsh", HyperplaneLSH(HyperplaneLSHConfig(16, 24), "numpy")),
+                        ("sign", SignBits(SignBitsConfig(16, rotation="hadamard"), "numpy")),
+                        ("e8", E8Codes(E8Config(16), "numpy"))]:
+        assert out[name]["backend"] == "python"
+        assert out[name]["codes"] == codec.encode(x).codes_bytes().hex()
+        index = BinaryIndex(codec)
+        index.add(x)
+        ids, scores = index.search(x[0], 4)
+        assert out[name]["ids"] == ids and out[name]["scores"] == np.asarray(scores).tobytes().hex()
+        assert out[name]["two"][0] == 0

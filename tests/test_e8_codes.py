@@ -1,0 +1,114 @@
+"""E8 lattice codes: roots, nearest-root encoding, numpy/python identity, scoring, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from binary_helpers import clustered
+from clark_hash_web import sketch_file
+from clark_hash_web.binary_codes import BinaryIndex
+from clark_hash_web.e8_codes import ROOTS, E8Codes, E8Config
+from clark_hash_web.errors import ConfigError, ConfigMismatchError, InvalidInputError, SketchFileError
+from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+
+
+def test_roots_are_the_e8_roots():
+    r = np.array(ROOTS)
+    assert r.shape == (240, 8) and len({tuple(v) for v in ROOTS}) == 240
+    assert np.all((r**2).sum(axis=1) == 2)
+    assert np.all(((2 * r).sum(axis=1) % 4) == 0)  # even lattice: coordinate sums even
+    g = r @ r.T
+    assert set(np.unique(g)) <= {-2, -1, 0, 1, 2}  # minimal angle 60 degrees
+
+
+def tricky_rows(d, n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x[0, :] = 0.25           # all ties
+    x[1, : d // 2] = 0.0     # zeros
+    x[2] = np.round(x[2])    # many equal magnitudes
+    x[3] = -np.abs(x[3])     # all negative
+    x[4, ::2] = 1.0
+    x[4, 1::2] = -1.0
+    return x
+
+
+@pytest.mark.parametrize("d", [8, 13, 64, 384])
+def test_encoding_is_the_nearest_root_and_backends_agree(d):
+    cfg = E8Config(input_dim=d)
+    assert cfg.code_bytes == (d + 7) // 8
+    a, b = E8Codes(cfg, "numpy"), E8Codes(cfg, "python")
+    x = tricky_rows(d, 60 if d == 384 else 300, d)
+    ea, eb = a.encode(x), b.encode(x)
+    assert ea.codes_bytes() == eb.codes_bytes()
+    codes = np.asarray(ea.codes)
+    assert codes.max() < 240
+    xp = np.zeros((len(x), cfg.n_bits))
+    xp[:, :d] = x
+    ip = xp.reshape(-1, 8) @ np.array(ROOTS).T
+    chosen = ip[np.arange(len(ip)), codes.reshape(-1)]
+    np.testing.assert_allclose(chosen, ip.max(axis=1), rtol=1e-6, atol=1e-7)
+    for qi in (0, 5):
+        qa, qb = a.sketch_query(x[qi]), b.sketch_query(x[qi].tolist())
+        assert qa.code == qb.code == ea.code(qi)
+        sa, sb = a.score(qa, ea), b.score(qb, eb)
+        assert sa.dtype == np.float32 and sa.tobytes() == sb.tobytes()
+        dec = a.decode_sketch(ea)
+        assert dec.tobytes() == b"".join(r.tobytes() for r in b.decode_sketch(eb))
+        np.testing.assert_allclose(sa, dec.astype(np.float64) @ xp[qi], rtol=1e-5, atol=1e-4)
+
+
+def test_config_bytes_and_errors():
+    cfg = E8Config(input_dim=384)
+    raw = cfg.to_bytes()
+    assert raw[0] == 5 and len(raw) == 16 and E8Config.from_bytes(raw) == cfg
+    assert E8Config(input_dim=383).fingerprint != cfg.fingerprint
+    assert (cfg.code_bytes, cfg.storage_bytes_per_vector) == (48, 48)
+    with pytest.raises(ConfigError):
+        E8Config(input_dim=0)
+    with pytest.raises(ConfigError):
+        E8Config.from_bytes(raw[:8] + b"\x01" + raw[9:])
+    codec = E8Codes(cfg, "numpy")
+    x = clustered(4, 384, seed=1)
+    with pytest.raises(InvalidInputError):
+        codec.score(codec.sketch_query(x[0]), codec.encode(x), scoring="hamming")
+    index = BinaryIndex(codec)
+    index.add(x)
+    with pytest.raises(InvalidInputError):
+        index.search(x[0], 2, candidates=3)
+    assert index.search(x[0], 2)[0][0] == 0
+
+
+def test_sketch_files_refuse_bytes_that_are_not_roots():
+    codec = E8Codes(E8Config(input_dim=16), "numpy")
+    enc = codec.encode(clustered(3, 16, seed=2))
+    data = sketch_file.encoded_to_bytes(enc)
+    assert sketch_file.from_bytes(data).to_encoded().codes_bytes() == enc.codes_bytes()
+    bad = np.asarray(enc.codes).copy()
+    bad[1, 1] = 250
+    with pytest.raises((ConfigMismatchError, SketchFileError)):
+        sketch_file.encoded_to_bytes(type(enc)(codec.config, bad))
+    index = BinaryIndex(codec)
+    with pytest.raises(ConfigMismatchError, match="row 1 byte 1 is 250"):
+        index.add_encoded(type(enc)(codec.config, bad))
+    assert len(index) == 0
+
+
+def test_e8_beats_sign_bits_at_the_same_size():
+    """Same bytes per vector, more recall@10 than sign bits scored with the float query."""
+    d, k = 64, 10
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    queries = (x[:100] + 0.6 / np.sqrt(d) * rng.standard_normal((100, d))).astype(np.float32)
+    exact = np.argsort(-(queries.astype(np.float64) @ x.T.astype(np.float64)), axis=1)[:, :k]
+    recalls = {}
+    for name, codec in (("e8", E8Codes(E8Config(d), "numpy")),
+                        ("sign", SignBits(SignBitsConfig(d), "numpy"))):
+        assert codec.code_bytes == 8
+        index = BinaryIndex(codec)
+        index.add(x)
+        recalls[name] = np.mean([len(set(index.search(q, k)[0]) & set(e)) / k
+                                 for q, e in zip(queries, exact)])
+    assert recalls["e8"] > recalls["sign"] + 0.015, recalls

@@ -1,0 +1,87 @@
+"""Issue 5 test 4: the server process is SIGKILLed in the middle of a push.
+
+No partial rows are ever visible, and retrying the same push (same push id)
+completes it exactly once with gapless sequence numbers.
+"""
+
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from clark_hash_web.sync_client import SyncClient
+from clark_hash_web.sync_wire import encode_push, split_for_push
+from sync_fixtures import DOT, free_port, puts_for, server_process
+
+N = 20_000
+CHUNK = 64 * 1024
+
+
+def _counts(data_dir):
+    db = sqlite3.connect(data_dir / "sync.sqlite3")
+    try:
+        items = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        seqs = [r[0] for r in db.execute("SELECT seq FROM changes ORDER BY seq")]
+        return items, seqs
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_push_then_retry(tmp_path):
+    data = tmp_path / "data"
+    port = free_port()
+    puts = puts_for(DOT, N)
+    with server_process(data, port) as proc:
+        token = (data / "token").read_text().strip()
+        c = SyncClient(f"http://127.0.0.1:{port}", token, "notes", "laptop", chunk_bytes=CHUNK, retries=0)
+        c.ensure_collection(DOT)
+        chunks = split_for_push(puts, [], DOT.code_bytes, CHUNK)
+        assert len(chunks) > 10
+        bodies = [encode_push(DOT, "push-1", "laptop", cp, cd, k, len(chunks))
+                  for k, (cp, cd) in enumerate(chunks)]
+        for body in bodies[:len(bodies) // 2]:  # half of the chunks are staged...
+            assert c.request("POST", c._path("/push"), body)
+        proc.kill()  # ...and the server dies
+        proc.wait()
+    assert _counts(data) == (0, [])
+
+    # Kill while the final chunk is being committed, at several moments: all or nothing.
+    outcomes = set()
+    for delay in (0.0, 0.1, 0.3, 0.6, 1.0, 5.0):
+        with server_process(data, port) as proc:
+            for body in bodies[:-1]:
+                c.request("POST", c._path("/push"), body)
+            t = threading.Thread(target=lambda: _swallow(c, bodies[-1]), daemon=True)
+            t.start()
+            time.sleep(delay)
+            proc.kill()
+            proc.wait()
+            t.join(10)
+        items, seqs = _counts(data)
+        assert (items, seqs) in ((0, []), (N, list(range(1, N + 1))))
+        outcomes.add(items)
+        if items:
+            break
+
+    # Restart and retry the whole push with the same id: completes exactly once.
+    with server_process(data, port):
+        c.retries = 3
+        result = c.push(puts, push_id="push-1")
+        assert result["status"] == "committed" and result["last_seq"] == N
+        assert c.push(puts, push_id="push-1")["duplicate"]
+        got, _, cursor = SyncClient(f"http://127.0.0.1:{port}", token, "notes",
+                                    "phone").pull_all(0, limit=20_000)
+        assert cursor == N
+        assert [(p.id, p.code, p.norm_code) for p in got] == [(p.id, p.code, p.norm_code) for p in puts]
+    items, seqs = _counts(data)
+    assert items == N and seqs == list(range(1, N + 1))
+    print(f"kill-during-commit outcomes seen (0 = rolled back, {N} = committed): {sorted(outcomes)}")
+
+
+def _swallow(c, body):
+    try:
+        c.request("POST", c._path("/push"), body)
+    except Exception:
+        pass
