@@ -37,6 +37,7 @@ class InvalidVectorError(ClarkHashError, ValueError):
     """
 
     def __init__(self, rows: dict, what: str = "vector"):
+        self.what = what
         self.rows = dict(sorted(rows.items()))
         shown = list(self.rows.items())[:5]
         detail = "; ".join(f"row {i}: {why}" for i, why in shown)
@@ -45,6 +46,9 @@ class InvalidVectorError(ClarkHashError, ValueError):
         super().__init__(
             f"{len(self.rows)} {what} {noun} rejected, nothing was added: {detail}{more}"
         )
+
+    def __reduce__(self):  # keep .rows when pickled across processes
+        return (type(self), (self.rows, self.what))
 
 
 class ConfigMismatchError(ClarkHashError, ValueError):
