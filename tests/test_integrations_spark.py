@@ -1,0 +1,193 @@
+"""Bulk encoding with pyspark mapInArrow (clark_hash_web.integrations.spark), local mode."""
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyspark")
+pytest.importorskip("pyarrow")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("pyspark needs a Java runtime (java not found)", allow_module_level=True)
+
+
+from clark_hash_web import ClarkHash, ClarkHashConfig, sketch_file  # noqa: E402
+from clark_hash_web.errors import InvalidInputError, InvalidVectorError  # noqa: E402
+from clark_hash_web.integrations import load_parts  # noqa: E402
+from clark_hash_web.integrations import spark as chs  # noqa: E402
+
+D = 40
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spark():
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # stay on loopback
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("clark-hash-tests")
+               .config("spark.ui.enabled", "false")
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+               .config("spark.task.maxFailures", "1")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def data(seed, n, d=D):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, d)) * rng.uniform(0.01, 50, (n, 1))).astype(np.float32)
+
+
+def frame(spark, vectors, slices, element="float"):
+    """DataFrame in row order: partition i holds a contiguous run of rows."""
+    from pyspark.sql import types as T
+
+    el = T.FloatType() if element == "float" else T.DoubleType()
+    schema = T.StructType([T.StructField("doc", T.StringType()),
+                           T.StructField("embedding", T.ArrayType(el), True)])
+    rows = [(f"d{i}", None if v is None else [float(x) for x in v]) for i, v in enumerate(vectors)]
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, slices), schema)
+
+
+def codecs():
+    out = [ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=24)),
+           ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=17, bits=5, metric="dot"))]
+    try:
+        from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+
+        out.append(HyperplaneLSH(HyperplaneLSHConfig(input_dim=D, n_bits=96)))
+    except ImportError:
+        pass
+    return out
+
+
+CASES = [(0, 1), (0, 7), (1, 3)] + ([(2, 4)] if len(codecs()) > 2 else [])
+
+
+@pytest.mark.parametrize("which,slices", CASES)
+def test_code_column_equals_single_process(spark, which, slices):
+    codec = codecs()[which]
+    X = data(1, 300)
+    df = frame(spark, X, slices)
+    out = chs.encode_dataframe(df, codec, "embedding", keep=["doc"]).orderBy("row").toPandas()
+    ref = codec.encode(X)
+    assert out["row"].tolist() == list(range(300))
+    assert out["doc"].tolist() == [f"d{i}" for i in range(300)]
+    assert out["error"].isna().all()
+    assert b"".join(out["code"]) == ref.codes_bytes()
+    if ref.norm_codes_bytes() is not None:
+        assert out["norm_code"].astype("<u2").to_numpy().tobytes() == ref.norm_codes_bytes()
+    else:
+        assert "norm_code" not in out.columns
+
+
+def test_double_vectors_round_like_encode(spark):
+    X = data(2, 50).astype(np.float64) * 1.0000001
+    codec = codecs()[0]
+    out = chs.encode_dataframe(frame(spark, X, 2, element="double"), codec).orderBy("row").toPandas()
+    assert b"".join(out["code"]) == codec.encode(X).codes_bytes()
+
+
+def bad_vectors():
+    X = [list(v) for v in data(3, 260)]
+    X[7] = [0.0] * D            # zero vector
+    X[77] = X[77][:-1]          # wrong dimension
+    X[123][5] = float("nan")    # NaN
+    X[250] = None               # null
+    return X
+
+
+def test_bad_rows_reported_with_global_row_numbers(spark):
+    codec = codecs()[0]
+    out = chs.encode_dataframe(frame(spark, bad_vectors(), 4), codec).orderBy("row").toPandas()
+    errs = {int(r): e for r, e in zip(out["row"], out["error"]) if isinstance(e, str)}
+    assert sorted(errs) == [7, 77, 123, 250]
+    assert "norm" in errs[7] and "dimension 39" in errs[77] and "NaN" in errs[123] and "null" in errs[250]
+    assert out.loc[[7, 77, 123, 250], "code"].isna().all()
+    good = [i for i in range(260) if i not in errs]
+    ref = codec.encode(np.array([bad_vectors()[i] for i in good], dtype=np.float32))
+    assert b"".join(out.loc[good, "code"]) == ref.codes_bytes()
+    with pytest.raises(InvalidVectorError) as e:
+        chs.check_errors(chs.encode_dataframe(frame(spark, bad_vectors(), 4), codec))
+    assert sorted(e.value.rows) == [7, 77, 123, 250]
+
+
+def test_bad_rows_write_nothing(spark, tmp_path):
+    with pytest.raises(InvalidVectorError) as e:
+        chs.write_sketch_files(frame(spark, bad_vectors(), 4), codecs()[0], str(tmp_path / "o"))
+    assert sorted(e.value.rows) == [7, 77, 123, 250]
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("codec", codecs()[:2], ids=["cosine", "dot"])
+def test_sketch_files_round_trip(spark, tmp_path, codec):
+    X = data(4, 333)
+    doc = chs.write_sketch_files(frame(spark, X, 5), codec, str(tmp_path / "o"))
+    assert doc["count"] == 333 and len(doc["parts"]) == 5
+    back = load_parts(tmp_path / "o")
+    ref = codec.encode(X)
+    assert back.codes == ref.codes_bytes() and back.norm_codes == ref.norm_codes_bytes()
+    assert back.ids == list(range(333))
+    first = doc["parts"][2]
+    part = sketch_file.load(tmp_path / "o" / first["file"])
+    assert part.ids[0] == first["first_row"] and part.codes[:codec.config.code_bytes] == \
+        ref.code(first["first_row"])
+
+
+def test_sketch_files_with_id_column(spark, tmp_path):
+    X = data(5, 90)
+    codec = codecs()[0]
+    chs.write_sketch_files(frame(spark, X, 3), codec, str(tmp_path / "o"), id_col="doc")
+    back = load_parts(tmp_path / "o")
+    assert back.ids == [f"d{i}" for i in range(90)]
+    assert back.codes == codec.encode(X).codes_bytes()
+
+
+def test_wrong_column_type(spark):
+    df = spark.createDataFrame([(1, "x")], "a long, embedding string")
+    with pytest.raises(InvalidInputError, match="array<float>"):
+        chs.encode_dataframe(df, codecs()[0], "embedding")
+    with pytest.raises(InvalidInputError, match="no column"):
+        chs.encode_dataframe(df, codecs()[0], "vec")
+
+
+class ExplodingCodec:
+    """Wraps a codec; its encode fails for the batch holding row ``boom``."""
+
+    def __init__(self, codec, boom_vector_first_value):
+        self.codec = codec
+        self.config = codec.config
+        self.boom = boom_vector_first_value
+
+    def encode(self, rows, errors="raise"):
+        if np.any(np.asarray(rows)[:, 0] == np.float32(self.boom)):
+            raise RuntimeError("worker crashed (injected)")
+        return self.codec.encode(rows, errors=errors)
+
+
+def test_failed_partition_leaves_no_output(spark, tmp_path):
+    from pyspark import cloudpickle  # pyspark's own copy pickles the UDF closures
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    X = data(6, 200)
+    codec = ExplodingCodec(codecs()[0], X[170, 0])
+    with pytest.raises(chs.PartitionError, match="partition 3: RuntimeError: worker crashed"):
+        chs.write_sketch_files(frame(spark, X, 4), codec, str(tmp_path / "o"))
+    assert os.listdir(tmp_path) == []
+    # an existing output survives a failed overwrite
+    chs.write_sketch_files(frame(spark, X, 4), codecs()[0], str(tmp_path / "o"))
+    before = {f: (tmp_path / "o" / f).read_bytes() for f in os.listdir(tmp_path / "o")}
+    with pytest.raises(chs.PartitionError, match="injected"):
+        chs.write_sketch_files(frame(spark, X, 4), codec, str(tmp_path / "o"), overwrite=True)
+    assert os.listdir(tmp_path) == ["o"]
+    assert {f: (tmp_path / "o" / f).read_bytes() for f in os.listdir(tmp_path / "o")} == before
