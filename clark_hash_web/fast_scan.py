@@ -31,6 +31,41 @@ U = 2.0**-24
 CHUNK = 1 << 15
 
 
+def accumulator_error_bound(query_values, config) -> float:
+    """Bound on |exact accumulator - approximate accumulator| (see module docstring)."""
+    s = sum(abs(float(v)) for v in query_values) * float(config.clip)
+    pairs = (config.code_bytes + 1) // 2
+    return s * U * (2 * config.sketch_dim + 4 * pairs + 32)
+
+
+def byte_tables(query_values, config) -> tuple:
+    """Per-byte lookup tables in pure Python: (``code_bytes * 256`` float32 values, const).
+
+    ``tables[j * 256 + v]`` is the summed weight of the set bits of value
+    ``v`` in code byte ``j``; a row's approximate accumulator is
+    ``const + sum_j tables[j * 256 + code[j]]`` (any summation order in
+    float32 or float64 stays within :func:`accumulator_error_bound`).
+    Used by the browser runtime's JavaScript scan.
+    """
+    from array import array
+
+    b, m, cb = config.bits, config.sketch_dim, config.code_bytes
+    step = 2.0 * float(config.clip) / config.levels
+    weights = [0.0] * (cb * 8)
+    for pos in range(m * b):
+        weights[pos] = float(query_values[pos // b]) * step * float(1 << (pos % b))
+    tables = array("f")
+    for j in range(cb):
+        w = weights[8 * j:8 * j + 8]
+        row = [0.0] * 256
+        for v in range(1, 256):
+            low = v & -v
+            row[v] = row[v ^ low] + w[low.bit_length() - 1]
+        tables.extend(row)
+    const = -float(config.clip) * sum(float(v) for v in query_values)
+    return tables, const
+
+
 def pair_tables(query_values, config) -> tuple:
     """16-bit lookup tables (P, 65536) float32 and the constant term."""
     q = np.asarray(query_values, dtype=np.float64)
@@ -69,10 +104,7 @@ def candidate_rows(approx_acc, query_values, query_norm, config, k, decoded_norm
     n = len(approx_acc)
     if k >= n:
         return np.arange(n)
-    q = np.asarray(query_values, dtype=np.float64)
-    s = float(np.abs(q).sum()) * float(config.clip)
-    pairs = (config.code_bytes + 1) // 2
-    err_acc = s * U * (2 * config.sketch_dim + 4 * pairs + 32)
+    err_acc = accumulator_error_bound(query_values, config)
     a = approx_acc.astype(np.float64)
     m = float(config.sketch_dim)
     if decoded_norms is None:

@@ -284,11 +284,56 @@ class FlatIndex:
         tables, const = fast_scan.pair_tables(query.values, cfg)
         approx = fast_scan.approximate_accumulators(self._planes, n, tables, const)
         cand = fast_scan.candidate_rows(approx, query.values, query.norm, cfg, k, dn)
-        enc = self.encoded(cand)
-        scores = self.codec._impl.score(query.values, query.norm, np.asarray(enc.codes),
-                                        enc.norm_codes)
-        bits = scores.view(np.uint32).astype(np.int64)
-        key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
-        order = np.lexsort((cand, -key))[:k]
-        rows = cand[order]
-        return [self._ids[r] for r in rows.tolist()], scores[order]
+        return self.rank_rows(query, cand, k)
+
+    def rank_rows(self, query: QuerySketch, rows, k: int):
+        """Exact top ``k`` among the given row numbers: ``(ids, scores)``.
+
+        For callers that select candidates themselves (the browser runtime's
+        JavaScript prefilter, which uses :func:`fast_scan.byte_tables` and
+        :func:`fast_scan.accumulator_error_bound`): the result equals
+        :meth:`search_prepared` whenever ``rows`` contains every row whose
+        upper score bound reaches the k-th largest lower bound.
+        """
+        query = self.codec._as_query(query)
+        rows = sorted(set(int(r) for r in rows))
+        if rows and not 0 <= rows[0] <= rows[-1] < self._count:
+            raise InvalidInputError(f"row numbers must be in 0..{self._count - 1}")
+        if self.codec.backend == "numpy":
+            import numpy as np
+
+            cand = np.asarray(rows, dtype=np.intp)
+            enc = self.encoded(cand)
+            scores = self.codec._impl.score(query.values, query.norm, np.asarray(enc.codes),
+                                            enc.norm_codes)
+            bits = scores.view(np.uint32).astype(np.int64)
+            key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
+            order = np.lexsort((cand, -key))[:k]
+            return [self._ids[r] for r in cand[order].tolist()], scores[order]
+        scores = self.codec._impl.score(query.values, query.norm, bytes(self._codes), self._count,
+                                        self._norms if self.config.metric == "dot" else None,
+                                        rows=rows)
+        bits = array("I", scores.tobytes())
+        order = heapq.nsmallest(k, range(len(rows)),
+                                key=lambda j: (-_total_order_key(bits[j]), rows[j]))
+        return [self._ids[rows[j]] for j in order], array("f", [scores[j] for j in order])
+
+    def prefilter_plan(self, query: QuerySketch) -> dict:
+        """What an external scan needs to select exact-search candidates.
+
+        Returns ``tables`` (float32 bytes, ``code_bytes * 256``, see
+        :func:`fast_scan.byte_tables`), ``const``, ``errAcc`` (the
+        accumulator error bound), ``m``, ``queryNorm`` and ``dot``. A row's
+        approximate score is ``acc / m`` (times ``queryNorm * decoded_norm``
+        in dot mode) and its error bound ``1.5 * (errAcc / m * scale +
+        4 * 2**-24 * |approx| + 1e-45)``; keep rows whose upper bound reaches
+        the k-th largest lower bound, then call :meth:`rank_rows`.
+        """
+        from . import fast_scan
+
+        query = self.codec._as_query(query)
+        tables, const = fast_scan.byte_tables(query.values, self.config)
+        return {"tables": tables.tobytes(), "const": const,
+                "errAcc": fast_scan.accumulator_error_bound(query.values, self.config),
+                "m": self.config.sketch_dim, "queryNorm": query.norm,
+                "dot": self.config.metric == "dot", "count": self._count}

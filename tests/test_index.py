@@ -115,3 +115,53 @@ def test_search_batch_and_k_edges(backend):
     assert idx.search(x[0], 0)[0] == []
     with pytest.raises(InvalidInputError):
         idx.search(x[0], -1)
+
+
+def _external_prefilter(index, plan, codes, norm_codes, decoded, k):
+    """What the browser's JavaScript scan does, written in float64 Python."""
+    import struct
+
+    cb = index.config.code_bytes
+    tables = struct.unpack(f"<{cb * 256}f", plan["tables"])
+    n, m = plan["count"], plan["m"]
+    lower, upper = [], []
+    for i in range(n):
+        acc = plan["const"]
+        for j in range(cb):
+            acc += tables[j * 256 + codes[i * cb + j]]
+        scale = plan["queryNorm"] * decoded[norm_codes[i]] if plan["dot"] else 1.0
+        approx = acc / m * scale
+        err = 1.5 * (plan["errAcc"] / m * scale + abs(approx) * 4 * 2.0**-24 + 1e-45)
+        lower.append(approx - err)
+        upper.append(approx + err)
+    tau = sorted(lower, reverse=True)[min(k, n) - 1]
+    return [i for i in range(n) if upper[i] >= tau]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_prefilter_plan_and_rank_rows(backend, metric):
+    from clark_hash_web.norm_channel import decode_table
+
+    cfg = ClarkHashConfig(32, sketch_dim=30, bits=3, metric=metric)
+    codec = ClarkHash(cfg, backend)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 32)).astype(np.float32)
+    x = np.concatenate([x, x[:50]])
+    x *= (2.0 ** rng.uniform(-4, 4, (len(x), 1))).astype(np.float32)
+    idx = FlatIndex(codec)
+    idx.add(x)
+    enc = idx.encoded()
+    codes = enc.codes_bytes()
+    ncodes = list(np.asarray(enc.norm_codes)) if metric == "dot" else None
+    decoded = decode_table() if metric == "dot" else None
+    for q in rng.standard_normal((3, 32)).astype(np.float32):
+        qs = codec.sketch_query(q)
+        plan = idx.prefilter_plan(qs)
+        rows = _external_prefilter(idx, plan, codes, ncodes, decoded, 10)
+        assert len(rows) < len(x)
+        ids, scores = idx.rank_rows(qs, rows, 10)
+        exp_ids, exp_scores = idx.search_prepared(qs, 10)
+        assert ids == exp_ids
+        assert np.asarray(scores, np.float32).tobytes() == np.asarray(exp_scores, np.float32).tobytes()
+    with pytest.raises(InvalidInputError):
+        idx.rank_rows(qs, [len(x)], 3)
