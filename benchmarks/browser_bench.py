@@ -1,0 +1,329 @@
+"""Browser benchmark: the codec under Pyodide in headless Chromium vs native numpy.
+
+Usage::
+
+    python benchmarks/browser_bench.py [--n 100000] [--out FILE.json]
+
+Prints one JSON object. Set CLARK_HASH_PYODIDE_NUMPY to also measure the
+numpy backend in the browser (otherwise it says it was skipped).
+
+Measured, for the default config (384 -> 96 x 4 bits, 48-byte sketches) on
+the same N deterministic vectors (a counter hash both Python and JS compute):
+
+- native numpy: encode rate; top-10 FlatIndex search over N stored codes;
+- browser, per backend: encode rate (worker, Python); top-10 search over N
+  stored sketches (time inside the worker and as seen by the page);
+- a plain-JS dense float32 cosine scan (top 10) over the same N vectors in
+  the page, the way EntityDB / Orama scan: the anchor;
+- page start to first search: cold (fresh profile: empty HTTP cache and
+  IndexedDB, empty store) and warm (second visit, N sketches in IndexedDB);
+- IndexedDB bytes per sketch: navigator.storage.estimate() usage growth
+  while importing N sketches, and the summed record payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "build_scripts"))
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+
+from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex, sketch_file  # noqa: E402
+
+CFG = ClarkHashConfig(input_dim=384)
+QUERIES = 7
+
+# The same vectors on both sides: v[i] = murmur3-finalizer(i) mapped to [-0.5, 0.5).
+HASH_JS = """
+function hashVectors(start, n, d) {
+  const out = new Float32Array(n * d);
+  for (let k = 0; k < n * d; k++) {
+    let x = Math.imul((start * d + k) >>> 0, 0x9E3779B1) >>> 0;
+    x ^= x >>> 16; x = Math.imul(x, 0x85EBCA6B) >>> 0;
+    x ^= x >>> 13; x = Math.imul(x, 0xC2B2AE35) >>> 0;
+    x = (x ^ (x >>> 16)) >>> 0;
+    out[k] = Math.fround(x / 4294967296 - 0.5);
+  }
+  return out;
+}
+"""
+
+
+def hash_vectors(start, n, d):
+    k = np.arange(start * d, (start + n) * d, dtype=np.uint64).astype(np.uint32)
+    x = k * np.uint32(0x9E3779B1)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x85EBCA6B)
+    x ^= x >> np.uint32(13)
+    x *= np.uint32(0xC2B2AE35)
+    x ^= x >> np.uint32(16)
+    return (x.astype(np.float64) / 4294967296.0 - 0.5).astype(np.float32).reshape(n, d)
+
+
+def native(rows, queries):
+    codec = ClarkHash(CFG, backend="numpy")
+    t = time.perf_counter()
+    enc = codec.encode(rows)
+    enc_s = time.perf_counter() - t
+    index = FlatIndex(codec)
+    index.add_encoded(enc)
+    index.search(queries[0], 10)  # warm up
+    times, results = [], []
+    for q in queries:
+        t = time.perf_counter()
+        ids, scores = index.search(q, 10)
+        times.append(time.perf_counter() - t)
+        results.append(list(ids))
+    return enc, {"encode_vectors_per_s": len(rows) / enc_s,
+                 "search_top10_ms": 1000 * statistics.median(times),
+                 "scan_codes_per_s": len(rows) / statistics.median(times)}, results
+
+
+def serve(site):
+    from conftest import _QuietHandler
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+IMPORT_JS = """async ({file}) => {
+  const before = (await navigator.storage.estimate()).usage;
+  window.store = await CH.ClarkHashStore.open({name: "bench", config: {inputDim: 384}, runtime: rt});
+  const t = performance.now();
+  await store.importSketchFile(CH.b64dec(file));
+  const importMs = performance.now() - t;
+  const after = (await navigator.storage.estimate()).usage;
+  return {importMs, before, after, stats: await store.stats()};
+}"""
+
+SEARCH_JS = """async ({n, d, qstart, nq}) => {
+  const out = [];
+  for (let j = 0; j < nq; j++) {
+    const q = hashVectors(qstart + j, 1, d);
+    const r = await store.search(q, 10);
+    out.push({ids: r.ids, searchMs: r.timings.searchMs + r.timings.sketchMs, totalMs: r.timings.totalMs});
+  }
+  return out;
+}"""
+
+ENCODE_JS = """async ({n, d, backend}) => {
+  const v = hashVectors(0, n, d);
+  const cfg = {input_dim: d};
+  await rt.call("encode", {config: cfg, backend, vectors: hashVectors(0, 8, d).buffer, n: 8});
+  const t = performance.now();
+  await rt.call("encode", {config: cfg, backend, vectors: v.buffer, n});
+  return performance.now() - t;
+}"""
+
+DENSE_JS = """async ({n, d, qstart, nq}) => {
+  // EntityDB / Orama style: cosine of the query against every stored Float32Array.
+  const data = hashVectors(0, n, d);
+  const norms = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0; for (let j = 0; j < d; j++) { const x = data[i * d + j]; s += x * x; }
+    norms[i] = Math.sqrt(s);
+  }
+  const times = [], results = [];
+  for (let r = 0; r < nq; r++) {
+    const q = hashVectors(qstart + r, 1, d);
+    let qn = 0; for (let j = 0; j < d; j++) qn += q[j] * q[j];
+    qn = Math.sqrt(qn);
+    const t = performance.now();
+    const best = [];   // top 10 by a small sorted array
+    for (let i = 0; i < n; i++) {
+      let s = 0; const o = i * d;
+      for (let j = 0; j < d; j++) s += q[j] * data[o + j];
+      const c = s / (qn * norms[i]);
+      if (best.length < 10 || c > best[best.length - 1][0]) {
+        best.push([c, i]); best.sort((a, b) => b[0] - a[0]); if (best.length > 10) best.pop();
+      }
+    }
+    times.push(performance.now() - t);
+    results.push(best.map((b) => b[1]));
+  }
+  times.sort((a, b) => a - b);
+  return {medianMs: times[times.length >> 1], results};
+}"""
+
+FIRST_SEARCH_JS = """async ({numpy, qstart, snapshot}) => {
+  window.rt = new CH.ClarkHashRuntime({numpy, snapshot});
+  const boot = await rt.ready;
+  window.store = await CH.ClarkHashStore.open({name: "bench", config: {inputDim: 384}, runtime: rt});
+  const r = await store.search(hashVectors(qstart, 1, 384), 10);
+  return {firstSearchMs: performance.now(), bootMs: boot.bootMs, phasesMs: boot.phasesMs, snapshot: boot.snapshot,
+          loadMs: store.loadMs, count: await store.count(), ids: r.ids};
+}"""
+
+
+def _with_hash(js: str) -> str:
+    """Put hashVectors inside an arrow function's body (Playwright evaluates one expression)."""
+    return js.replace("=> {", "=> {" + HASH_JS, 1)
+
+
+SEARCH_JS, ENCODE_JS, DENSE_JS, FIRST_SEARCH_JS = map(
+    _with_hash, (SEARCH_JS, ENCODE_JS, DENSE_JS, FIRST_SEARCH_JS))
+
+
+def b64(data):
+    import base64
+
+    return base64.b64encode(bytes(data)).decode()
+
+
+def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, tmp):
+    from browser_helpers import BOOT_TIMEOUT_MS, boot_harness
+    from conftest import CHROMIUM, CHROMIUM_ARGS
+
+    numpy = backend == "numpy"
+    res = {}
+    profile = Path(tmp) / f"profile-{backend}"
+    # cold: fresh profile, nothing cached, empty store
+    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                args=CHROMIUM_ARGS, headless=True)
+    page = ctx.new_page()
+    page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
+    page.goto(base + "static/harness.html")
+    page.wait_for_function("window.CH !== undefined")
+    cold = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": False})
+    res["cold_start_to_first_search_ms"] = cold["firstSearchMs"]
+    res["cold_boot_phases_ms"] = cold["phasesMs"]
+    page.evaluate("async () => { await store.close(); }")
+    # fill the store with the desktop's sketch file
+    imp = page.evaluate(IMPORT_JS, {"file": b64(file_bytes)})
+    res["import_ms"] = imp["importMs"]
+    res["idb_record_bytes_per_sketch"] = imp["stats"]["recordBytesPerSketch"]
+    res["idb_estimate_bytes_per_sketch_after_import"] = (imp["after"] - imp["before"]) / n
+    res["idb_estimate_usage_before"] = imp["before"]
+    # encode speed
+    ms = page.evaluate(ENCODE_JS, {"n": encode_n, "d": 384, "backend": backend})
+    res["encode_vectors"] = encode_n
+    res["encode_vectors_per_s"] = encode_n / (ms / 1000)
+    # scan speed
+    got = page.evaluate(SEARCH_JS, {"n": n, "d": 384, "qstart": n, "nq": QUERIES})
+    res["search_top10_ms_in_worker"] = statistics.median(g["searchMs"] for g in got)
+    res["search_top10_ms_page"] = statistics.median(g["totalMs"] for g in got)
+    res["scan_codes_per_s"] = n / (res["search_top10_ms_in_worker"] / 1000)
+    res["same_top10_as_native"] = [g["ids"] for g in got] == native_results
+    ctx.close()
+    # warm: same profile, second visit, N sketches in IndexedDB
+    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                args=CHROMIUM_ARGS, headless=True)
+    page = ctx.new_page()
+    page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
+    page.goto(base + "static/harness.html")
+    page.wait_for_function("window.CH !== undefined")
+    warm = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": False})
+    res["warm_start_to_first_search_ms"] = warm["firstSearchMs"]
+    res["warm_boot_phases_ms"] = warm["phasesMs"]
+    res["warm_idb_load_ms"] = warm["loadMs"]
+    assert warm["count"] == n
+    est = page.evaluate("async () => (await navigator.storage.estimate()).usage")
+    res["idb_estimate_bytes_per_sketch_after_reopen"] = (est - imp["before"]) / n
+    # opt-in interpreter snapshot: one visit saves it, the next restores it
+    for visit in ("save", "restore"):
+        page = ctx.new_page()
+        page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
+        page.goto(base + "static/harness.html")
+        page.wait_for_function("window.CH !== undefined")
+        snap = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": True})
+        assert snap["ids"] == native_results[0], "search after a snapshot start differs"
+        res[f"snapshot_{visit}_visit"] = {"snapshot": snap["snapshot"],
+                                          "start_to_first_search_ms": snap["firstSearchMs"],
+                                          "boot_phases_ms": snap["phasesMs"]}
+        page.close()
+        if visit == "save":
+            time.sleep(2)   # the snapshot is written after boot
+            ctx.close()
+            ctx = pw.chromium.launch_persistent_context(
+                str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    ctx.close()
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--python-encode-n", type=int, default=1000,
+                    help="vectors encoded by the numpy-free backend (it is slow; a rate is reported)")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    import build_site
+
+    n = args.n
+    rows = hash_vectors(0, n, 384)
+    queries = hash_vectors(n, QUERIES, 384)
+    enc, nat, native_results = native(rows, queries)
+    file_bytes = sketch_file.to_bytes(CFG, enc.codes_bytes(), None, None)
+    out = {"n": n, "config": CFG.to_dict() | {"seed": hex(CFG.seed)}, "code_bytes": CFG.code_bytes,
+           "native_numpy": nat}
+    # dense float32 top-10 in numpy (no BLAS order concerns: only an anchor)
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    t = time.perf_counter()
+    for q in queries:
+        np.argpartition(-(unit @ (q / np.linalg.norm(q))), 10)[:10]
+    out["native_dense_matvec_top10_ms"] = 1000 * (time.perf_counter() - t) / QUERIES
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        with contextlib.redirect_stdout(sys.stderr):   # keep stdout pure JSON
+            build_site.build(site)
+        backends = ["python"] + (["numpy"] if os.environ.get("CLARK_HASH_PYODIDE_NUMPY") else [])
+        if len(backends) == 1:
+            out["browser_numpy"] = "SKIPPED (set CLARK_HASH_PYODIDE_NUMPY=...)"
+        server, base = serve(site)
+        try:
+            with sync_playwright() as pw:
+                for be in backends:
+                    enc_n = args.python_encode_n if be == "python" else min(n, 20_000)
+                    out[f"browser_{be}"] = browser_backend(pw, base, be, n, file_bytes,
+                                                           native_results, enc_n, tmp)
+                from conftest import CHROMIUM, CHROMIUM_ARGS
+
+                b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = b.new_page()
+                page.set_default_timeout(600_000)
+                page.goto(base + "static/harness.html")
+                page.wait_for_function("window.CH !== undefined")
+                dense = page.evaluate(DENSE_JS, {"n": n, "d": 384, "qstart": n, "nq": QUERIES})
+                b.close()
+        finally:
+            server.shutdown()
+    out["js_dense_cosine_top10_ms"] = dense["medianMs"]
+    out["js_dense_scan_vectors_per_s"] = n / (dense["medianMs"] / 1000)
+    ratios = {}
+    for be in backends:
+        r = out[f"browser_{be}"]
+        ratios[f"{be}_scan_vs_native"] = r["search_top10_ms_in_worker"] / nat["search_top10_ms"]
+        ratios[f"{be}_speedup_vs_js_dense"] = dense["medianMs"] / r["search_top10_ms_in_worker"]
+        ratios[f"{be}_encode_vs_native"] = nat["encode_vectors_per_s"] / r["encode_vectors_per_s"]
+    out["ratios"] = ratios
+    out["targets"] = {"browser_numpy_scan_vs_native_max": 3.0, "speedup_vs_js_dense_min": 5.0,
+                      "cold_start_ms_max": 3000, "warm_start_ms_max": 1500,
+                      "idb_bytes_per_sketch_max": 56}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

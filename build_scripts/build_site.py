@@ -1,0 +1,225 @@
+"""Assemble the self-contained static site (one origin, no other network).
+
+Usage::
+
+    python build_scripts/build_site.py [--out site]
+
+Environment: ``CLARK_HASH_PYODIDE_NUMPY`` (optional) names the Pyodide numpy
+wheel: a ``.whl`` file, a Pyodide distribution folder holding it, or the base
+URL of a Pyodide distribution (deployments with network). Without it the
+site runs the numpy-free backend, and this script says so.
+
+Site layout (relative to ``--out``)::
+
+    build-info.json          backend, versions, wheel paths, every served file
+    index.html, sw.js, ...   the demo/ folder's files (root, so a service worker covers the site)
+    static/                  the runtime (static/ of this repo)
+    pyodide/                 Pyodide core from node_modules/pyodide (+ micropip, + numpy wheel)
+    wheels/                  the clark_hash_web wheel (pure Python)
+    vendor/onnxruntime-web/  onnxruntime-web dist, wasm flavour only
+    vendor/tokenizers/       @lenml/tokenizers dist
+    model/                   .cache/model/{model.onnx, tokenizer.json, tokenizer_config.json, ...}
+
+The worker loads our wheel and numpy by URL (``pyodide.loadPackage(url)``),
+so it never relies on pyodide-lock.json for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache"
+NODE = REPO / "node_modules"
+PYODIDE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm",
+                 "python_stdlib.zip", "pyodide-lock.json", "package.json"]
+ORT_FILES = ["ort.wasm.min.mjs", "ort.wasm.mjs", "ort.wasm.min.js", "ort.wasm.bundle.min.mjs",
+             "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]
+MODEL_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+               "special_tokens_map.json", "config.json", "reference_embeddings.json"]
+MICROPIP = "micropip==0.11.1"
+
+
+def note(msg: str) -> None:
+    print(f"[build_site] {msg}", flush=True)
+
+
+def build_wheel(dest: Path) -> Path:
+    """Build the pure-Python wheel of this repo into ``dest``; return its path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        # build from a copy: no build/ or egg-info litter, and concurrent builds don't collide
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for f in ("pyproject.toml", "README.md", "LICENSE"):
+            if (REPO / f).exists():
+                shutil.copy2(REPO / f, src / f)
+        copy_tree(REPO / "clark_hash_web", src / "clark_hash_web")
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+               "-q", "-w", tmp, str(src)]
+        res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if res.returncode != 0:   # no setuptools in this environment: build isolated
+            cmd.remove("--no-build-isolation")
+            res = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.stderr.write(res.stdout + res.stderr)
+            raise SystemExit(f"building the wheel failed: {' '.join(cmd)}")
+        wheels = list(Path(tmp).glob("clark_hash_web-*-py3-none-any.whl"))
+        if len(wheels) != 1:
+            raise SystemExit(f"expected one pure wheel, got {wheels}")
+        dest.mkdir(parents=True, exist_ok=True)
+        out = dest / wheels[0].name
+        shutil.copy2(wheels[0], out)
+    check_wheel(out)
+    return out
+
+
+def check_wheel(wheel: Path) -> None:
+    """Fail when the wheel lacks a module of the package (e.g. a subpackage left out of
+    pyproject.toml): Pyodide would only notice at import time, in the browser."""
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+    pkg = REPO / "clark_hash_web"
+    missing = sorted(p.relative_to(REPO).as_posix() for p in pkg.rglob("*.py")
+                     if "__pycache__" not in p.parts and p.relative_to(REPO).as_posix() not in names)
+    if missing:
+        raise SystemExit(f"the wheel {wheel.name} lacks {len(missing)} module(s): {missing[:5]}; "
+                         "list every subpackage in pyproject.toml")
+
+
+def micropip_wheel() -> Path | None:
+    """micropip 0.11.1 from PyPI, cached in .cache/micropip/ (None when unavailable)."""
+    d = CACHE / "micropip"
+    found = sorted(d.glob("micropip-0.11.1-*.whl"))
+    if not found:
+        d.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", MICROPIP, "--no-deps", "-q",
+               "--python-version", "3.14", "--only-binary=:all:", "-d", str(d)]
+        if subprocess.run(cmd).returncode != 0:
+            note("micropip could not be downloaded: not served (the runtime does not need it)")
+            return None
+        found = sorted(d.glob("micropip-0.11.1-*.whl"))
+    return found[0] if found else None
+
+
+def numpy_source(pyodide_dir: Path):
+    """(kind, value) of CLARK_HASH_PYODIDE_NUMPY: ("file", Path), ("url", str) or None."""
+    spec = os.environ.get("CLARK_HASH_PYODIDE_NUMPY", "").strip()
+    if not spec:
+        return None
+    lock = json.loads((pyodide_dir / "pyodide-lock.json").read_text())
+    file_name = lock["packages"]["numpy"]["file_name"]
+    if spec.startswith(("http://", "https://")):
+        return "url", spec.rstrip("/") + "/" + file_name
+    p = Path(spec).expanduser().resolve()
+    if p.is_dir():
+        cands = [p / file_name] + sorted(p.glob("numpy-*.whl"))
+        cands = [c for c in cands if c.is_file()]
+        if not cands:
+            raise SystemExit(f"CLARK_HASH_PYODIDE_NUMPY={spec}: no numpy wheel in that folder")
+        return "file", cands[0]
+    if p.is_file() and p.name.startswith("numpy-") and p.suffix == ".whl":
+        return "file", p
+    raise SystemExit(f"CLARK_HASH_PYODIDE_NUMPY={spec}: not a numpy .whl, a folder or an http(s) URL")
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.map", ".DS_Store"))
+
+
+def build(out: Path) -> dict:
+    pyodide_dir = NODE / "pyodide"
+    if not (pyodide_dir / "pyodide.mjs").exists():
+        raise SystemExit("node_modules/pyodide is missing: run `npm ci` (build_scripts/setup.sh)")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    info = {"pyodide": json.loads((pyodide_dir / "package.json").read_text())["version"]}
+
+    # Pyodide core, micropip, numpy
+    (out / "pyodide").mkdir()
+    for f in PYODIDE_FILES:
+        shutil.copy2(pyodide_dir / f, out / "pyodide" / f)
+    mp = micropip_wheel()
+    info["micropipWheel"] = None
+    if mp:
+        shutil.copy2(mp, out / "pyodide" / mp.name)
+        info["micropipWheel"] = f"pyodide/{mp.name}"
+    src = numpy_source(pyodide_dir)
+    if src is None:
+        info["numpyWheel"] = None
+        info["backend"] = "python"
+        note("NUMPY: not supplied (set CLARK_HASH_PYODIDE_NUMPY=...): the site uses the "
+             "numpy-free python backend")
+    elif src[0] == "url":
+        info["numpyWheel"] = src[1]
+        info["backend"] = "numpy"
+        note(f"NUMPY: loaded at run time from {src[1]}")
+    else:
+        shutil.copy2(src[1], out / "pyodide" / src[1].name)
+        info["numpyWheel"] = f"pyodide/{src[1].name}"
+        info["backend"] = "numpy"
+        note(f"NUMPY: serving {src[1].name}: the site uses the numpy backend")
+
+    # our wheel
+    wheel = build_wheel(out / "wheels")
+    info["wheel"] = f"wheels/{wheel.name}"
+    note(f"wheel: {wheel.name}")
+
+    # runtime and demo
+    copy_tree(REPO / "static", out / "static")
+    demo = REPO / "demo"
+    if demo.is_dir() and any(demo.iterdir()):
+        copy_tree(demo, out)
+    else:
+        note("demo/ is empty: no demo page")
+
+    # text model runtime (helper C's embedder uses these)
+    ort = NODE / "onnxruntime-web" / "dist"
+    if ort.is_dir():
+        (out / "vendor" / "onnxruntime-web").mkdir(parents=True)
+        for name in ORT_FILES:
+            shutil.copy2(ort / name, out / "vendor" / "onnxruntime-web" / name)
+    tok = NODE / "@lenml" / "tokenizers" / "dist"
+    if tok.is_dir():
+        (out / "vendor" / "tokenizers").mkdir(parents=True)
+        for f in sorted(tok.iterdir()):
+            if f.suffix in (".mjs", ".js"):
+                shutil.copy2(f, out / "vendor" / "tokenizers" / f.name)
+    model = CACHE / "model"
+    info["model"] = False
+    if (model / "model.onnx").exists():
+        (out / "model").mkdir()
+        for f in MODEL_FILES:
+            if (model / f).exists():
+                shutil.copy2(model / f, out / "model" / f)
+        info["model"] = True
+    else:
+        note("no .cache/model/model.onnx (run build_scripts/export_onnx.py): the site has no text model")
+
+    info["files"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    info["files"].append("build-info.json")
+    (out / "build-info.json").write_text(json.dumps(info, indent=1) + "\n")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    note(f"site: {out} ({len(info['files'])} files, {size / 1e6:.1f} MB), backend={info['backend']}")
+    return info
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(REPO / "site"), help="output folder (default: site/)")
+    args = ap.parse_args(argv)
+    build(Path(args.out).resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

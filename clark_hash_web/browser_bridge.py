@@ -1,0 +1,389 @@
+"""Python side of the browser runtime: what static/worker.js calls.
+
+The worker keeps one :class:`BrowserStore` per open IndexedDB store. It
+validates and encodes everything here first, gets back a *write plan* (the
+IndexedDB records to put and delete), writes that plan in ONE IndexedDB
+transaction, and only when the transaction has committed calls
+:meth:`BrowserStore.commit` so the in-memory :class:`FlatIndex` follows. A
+failed transaction (quota, crash, closed page) calls :meth:`BrowserStore.abort`
+or simply never commits: memory and disk both stay as they were.
+
+Records (see static/idb-store.js for the database layout)
+--------------------------------------------------------
+A block ``b`` (int key, appended in increasing order, rows in insertion
+order) is two records:
+
+``blocks[b]`` = ``{"n": rows, "codes": n * code_bytes bytes, "norms": n * 2 bytes (u16 LE) or None}``
+``ids[b]``    = one of
+    ``{"kind": "range", "start": s, "n": n}``   ints s, s+1, ..., s+n-1
+    ``{"kind": "int", "data": n * 8 bytes}``     other ints, f64 LE (safe integers)
+    ``{"kind": "str", "data": [str, ...]}``      strings
+
+Each plan also carries ``nextAuto``, the next automatic int id, which the
+worker writes into the ``meta`` record in the same transaction.
+
+New rows go to the last block until it holds :data:`BLOCK_ROWS` rows, then to
+new blocks; a delete rewrites the affected blocks without the deleted rows (or
+deletes them when empty). Reading the blocks in key order therefore gives the
+insertion order that ranking ties depend on.
+
+Everything crossing the JS boundary is plain: ints, strs, lists, dicts and
+``bytes`` (the worker converts with ``toJs``).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from .codec import ClarkHash, EncodedBatch
+from .config import ClarkHashConfig
+from .errors import ConfigMismatchError, DuplicateIdError, InvalidInputError
+from .index import FlatIndex
+
+#: Rows per block record (48 KiB of codes with the default config).
+BLOCK_ROWS = 1024
+#: IndexedDB schema version written in the ``meta`` record.
+SCHEMA_VERSION = 1
+MAX_SAFE_INT = 2**53 - 1
+
+
+def numpy_available() -> bool:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_DERIVED = ("fingerprint", "code_bytes", "storage_bytes_per_vector")
+
+
+def as_bytes(x) -> bytes:
+    """Bytes of a bytes-like object or of a Pyodide JsProxy of a typed array.
+
+    ``bytes(jsproxy)`` would iterate element by element (100x slower); the
+    proxy's ``to_bytes()`` copies the buffer at once.
+    """
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    to_bytes = getattr(x, "to_bytes", None)
+    if to_bytes is not None and not isinstance(x, int):
+        return to_bytes()
+    return bytes(x)
+
+
+def config_from_js(fields: dict) -> ClarkHashConfig:
+    """ClarkHashConfig from the worker's plain dict (seed may be a decimal or 0x string).
+
+    The derived keys :func:`config_info` adds are ignored, so a store's
+    ``config`` can be passed back as is.
+    """
+    fields = {k: v for k, v in dict(fields).items() if k not in _DERIVED}
+    seed = fields.get("seed")
+    if isinstance(seed, str):
+        try:
+            fields["seed"] = int(seed, 0)
+        except ValueError:
+            raise InvalidInputError(f"config seed {seed!r} is not an integer") from None
+    return ClarkHashConfig.from_dict(fields)
+
+
+def config_info(cfg: ClarkHashConfig) -> dict:
+    """The config as the page sees it: fields (seed as a decimal string) and derived sizes."""
+    d = cfg.to_dict()
+    d["seed"] = str(cfg.seed)
+    d["fingerprint"] = cfg.fingerprint
+    d["code_bytes"] = cfg.code_bytes
+    d["storage_bytes_per_vector"] = cfg.storage_bytes_per_vector
+    return d
+
+
+def _ids_record(ids: list) -> dict:
+    if ids and all(isinstance(i, int) for i in ids):
+        s = ids[0]
+        if all(i == s + k for k, i in enumerate(ids)):
+            return {"kind": "range", "start": s, "n": len(ids)}
+        return {"kind": "int", "data": struct.pack(f"<{len(ids)}d", *ids)}
+    return {"kind": "str", "data": list(ids)}
+
+
+def _ids_from_record(rec: dict) -> list:
+    kind = rec["kind"]
+    if kind == "range":
+        return list(range(int(rec["start"]), int(rec["start"]) + int(rec["n"])))
+    if kind == "int":
+        data = as_bytes(rec["data"])
+        return [int(v) for v in struct.unpack(f"<{len(data) // 8}d", data)]
+    if kind == "str":
+        return [str(s) for s in rec["data"]]
+    raise InvalidInputError(f"unknown ids record kind {kind!r}")
+
+
+class _Block:
+    """One block's rows in memory: ids, codes, norm codes (bytes)."""
+
+    __slots__ = ("ids", "codes", "norms")
+
+    def __init__(self, ids, codes, norms):
+        self.ids, self.codes, self.norms = list(ids), bytes(codes), (bytes(norms) if norms is not None else None)
+
+    def record(self, key):
+        return {"key": key, "block": {"n": len(self.ids), "codes": self.codes, "norms": self.norms},
+                "ids": _ids_record(self.ids)}
+
+
+class BrowserStore:
+    """One open store: config, codec, in-memory index and block bookkeeping.
+
+    Parameters
+    ----------
+    config_bytes : bytes
+        The 32 canonical config bytes (from the ``meta`` record or a new config).
+    backend : {"auto", "numpy", "python"}
+    """
+
+    def __init__(self, config_bytes: bytes, backend: str = "auto"):
+        self.config = ClarkHashConfig.from_bytes(as_bytes(config_bytes))
+        self.codec = ClarkHash(self.config, backend=None if backend in (None, "auto") else backend)
+        self.index = FlatIndex(self.codec)
+        self.blocks = {}          # key -> _Block, keys ascending = insertion order
+        self.block_of = {}        # id -> block key
+        self.next_auto = 0
+        self._pending = {}
+        self._token = 0
+
+    # -- loading --------------------------------------------------------------
+    def load(self, records: list, next_auto: int = 0) -> float:
+        """Fill the store from the records read at open ([{key, block, ids}], keys ascending).
+
+        ``next_auto`` is the ``meta`` record's next automatic id (ids of deleted
+        rows are never handed out again, across reloads too).
+
+        Returns the milliseconds spent. Records are checked like any stored
+        bytes (lengths, padding bits); a bad record raises and opens nothing.
+        """
+        t0 = time.perf_counter()
+        self.next_auto = max(self.next_auto, int(next_auto or 0))
+        cb = self.config.code_bytes
+        codes, norms, ids = [], [], []
+        for rec in sorted(records, key=lambda r: int(r["key"])):
+            key, blk = int(rec["key"]), rec["block"]
+            bids = _ids_from_record(rec["ids"])
+            n = int(blk["n"])
+            bcodes = as_bytes(blk["codes"])
+            bnorms = as_bytes(blk["norms"]) if blk.get("norms") is not None else None
+            if len(bids) != n or len(bcodes) != n * cb:
+                raise ConfigMismatchError(
+                    f"IndexedDB block {key}: {n} rows, {len(bids)} ids and {len(bcodes)} code bytes "
+                    f"do not fit code_bytes={cb}")
+            self.blocks[key] = _Block(bids, bcodes, bnorms)
+            for i in bids:
+                self.block_of[i] = key
+            codes.append(bcodes)
+            if bnorms is not None:
+                norms.append(bnorms)
+            ids.extend(bids)
+        if ids:
+            nc = b"".join(norms) if self.config.metric == "dot" else None
+            enc = EncodedBatch.from_bytes(self.config, b"".join(codes), nc)
+            self.index.add_encoded(enc, ids)
+            self._bump_auto(ids)
+        return (time.perf_counter() - t0) * 1000.0
+
+    def _bump_auto(self, ids):
+        for i in ids:
+            if isinstance(i, int) and i >= self.next_auto:
+                self.next_auto = i + 1
+
+    # -- ids ------------------------------------------------------------------
+    def _check_ids(self, ids, n) -> list:
+        if ids is None:
+            return list(range(self.next_auto, self.next_auto + n))
+        ids = list(ids)
+        if len(ids) != n:
+            raise InvalidInputError(f"{len(ids)} ids for {n} vectors")
+        for pos, i in enumerate(ids):
+            if isinstance(i, float) and i.is_integer():
+                ids[pos] = i = int(i)
+            if isinstance(i, bool) or not isinstance(i, (int, str)):
+                raise InvalidInputError(f"id at batch position {pos} must be an int or a str, got {i!r}")
+            if isinstance(i, int) and abs(i) > MAX_SAFE_INT:
+                raise InvalidInputError(f"int id {i} at batch position {pos} is not a safe JS integer")
+        kinds = {type(i) for i in ids} | {type(i) for i in self.index.ids[:1]}
+        if len(kinds) > 1:
+            raise InvalidInputError("ids of one store must all be int or all be str")
+        seen = set()
+        for pos, i in enumerate(ids):
+            if i in self.block_of:
+                raise DuplicateIdError(f"id {i!r} (batch position {pos}) is already in the store")
+            if i in seen:
+                raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
+            seen.add(i)
+        return ids
+
+    # -- write plans -----------------------------------------------------------
+    def _plan(self, kind, puts, deletes, apply, next_auto) -> dict:
+        self._token += 1
+        self._pending[self._token] = apply
+        return {"token": self._token, "kind": kind, "puts": [b.record(k) for k, b in puts],
+                "deletes": list(deletes), "nextAuto": next_auto}
+
+    def plan_add(self, vectors, n: int, ids=None) -> dict:
+        """Validate and encode ``n`` float32 rows (raw LE bytes); plan their write.
+
+        Raises DimensionError, InvalidVectorError, DuplicateIdError or
+        InvalidInputError before anything is planned.
+        """
+        raw = as_bytes(vectors)
+        d = self.config.input_dim
+        if len(raw) != 4 * d * n:
+            raise InvalidInputError(f"{len(raw)} bytes of float32 for {n} vectors of dimension {d}")
+        ids = self._check_ids(ids, n)
+        enc = self.codec.encode(raw) if n else EncodedBatch.from_bytes(
+            self.config, b"", b"" if self.config.metric == "dot" else None)
+        return self._plan_encoded(enc, ids, "add")
+
+    def _plan_encoded(self, enc: EncodedBatch, ids: list, kind: str) -> dict:
+        cb = self.config.code_bytes
+        codes = enc.codes_bytes()
+        norms = enc.norm_codes_bytes()
+        puts = []
+        pos = 0
+        n = len(ids)
+        key = max(self.blocks) if self.blocks else -1
+        if key >= 0 and len(self.blocks[key].ids) < BLOCK_ROWS and n:
+            b = self.blocks[key]
+            take = min(BLOCK_ROWS - len(b.ids), n)
+            puts.append((key, _Block(b.ids + ids[:take], b.codes + codes[:take * cb],
+                                     None if norms is None else b.norms + norms[:2 * take])))
+            pos = take
+        while pos < n:
+            key += 1
+            take = min(BLOCK_ROWS, n - pos)
+            puts.append((key, _Block(ids[pos:pos + take], codes[pos * cb:(pos + take) * cb],
+                                     None if norms is None else norms[2 * pos:2 * (pos + take)])))
+            pos += take
+
+        def apply():
+            if n:
+                self.index.add_encoded(enc, ids)
+            for k, b in puts:
+                self.blocks[k] = b
+                for i in b.ids:
+                    self.block_of[i] = k
+            self._bump_auto(ids)
+            return ids
+
+        next_auto = max([self.next_auto] + [i + 1 for i in ids if isinstance(i, int)])
+        return self._plan(kind, puts, [], apply, next_auto)
+
+    def plan_delete(self, ids) -> dict:
+        """Plan removing ``ids``; unknown ids raise KeyError (nothing planned)."""
+        ids = [int(i) if isinstance(i, float) and i.is_integer() else i for i in ids]
+        missing = [i for i in ids if i not in self.block_of]
+        if missing:
+            raise KeyError(f"id(s) not in the store: {missing[:5]}")
+        drop = set(ids)
+        cb = self.config.code_bytes
+        puts, deletes = [], []
+        for key in sorted({self.block_of[i] for i in drop}):
+            b = self.blocks[key]
+            keep = [r for r, i in enumerate(b.ids) if i not in drop]
+            if not keep:
+                deletes.append(key)
+                continue
+            codes = b"".join(b.codes[r * cb:(r + 1) * cb] for r in keep)
+            norms = None if b.norms is None else b"".join(b.norms[2 * r:2 * r + 2] for r in keep)
+            puts.append((key, _Block([b.ids[r] for r in keep], codes, norms)))
+
+        def apply():
+            removed = self.index.remove(list(drop))
+            for k in deletes:
+                del self.blocks[k]
+            for k, b in puts:
+                self.blocks[k] = b
+            for i in drop:
+                del self.block_of[i]
+            return removed
+
+        return self._plan("delete", puts, deletes, apply, self.next_auto)
+
+    def plan_import(self, data) -> dict:
+        """Plan adding every row of a sketch file (same config fingerprint)."""
+        from . import sketch_file
+
+        sf = sketch_file.from_bytes(as_bytes(data))
+        fp = getattr(sf, "fingerprint", None) or sf.config.fingerprint
+        if fp != self.config.fingerprint:
+            raise ConfigMismatchError(
+                f"the sketch file's config {fp} is not this store's config {self.config.fingerprint}")
+        enc = EncodedBatch.from_bytes(self.config, sf.codes, sf.norm_codes)
+        ids = self._check_ids(sf.ids, len(enc))
+        return self._plan_encoded(enc, ids, "import")
+
+    def commit(self, token: int):
+        """The plan's transaction committed: update memory. Returns the plan's result."""
+        return self._pending.pop(int(token))()
+
+    def abort(self, token: int) -> None:
+        """The plan's transaction failed: forget it (memory unchanged)."""
+        self._pending.pop(int(token), None)
+
+    # -- reading ----------------------------------------------------------------
+    def search(self, query, k: int) -> dict:
+        """Top-k for one float32 query (raw LE bytes): ids, score bytes and timings (ms)."""
+        t0 = time.perf_counter()
+        q = self.codec.sketch_query(as_bytes(query))
+        t1 = time.perf_counter()
+        ids, scores = self.index.search_prepared(q, int(k))
+        t2 = time.perf_counter()
+        return {"ids": list(ids), "scores": scores.tobytes(),
+                "sketchMs": (t1 - t0) * 1000.0, "searchMs": (t2 - t1) * 1000.0}
+
+    def codes(self) -> dict:
+        """Stored ids, codes and norm codes (bytes), in insertion order."""
+        enc = self.index.encoded()
+        return {"ids": self.index.ids, "codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes()}
+
+    def export(self) -> bytes:
+        """The whole store as sketch file bytes (clark_hash_web.sketch_file)."""
+        from . import sketch_file
+
+        enc = self.index.encoded()
+        return sketch_file.to_bytes(self.config, enc.codes_bytes(), enc.norm_codes_bytes(),
+                                    self.index.ids or None)
+
+    def stats(self) -> dict:
+        """Counts and the payload bytes of every IndexedDB record of this store."""
+        payload = 32 + 64  # meta record: config bytes + small fields
+        for b in self.blocks.values():
+            payload += len(b.codes) + (len(b.norms) if b.norms else 0) + 8
+            rec = _ids_record(b.ids)
+            if rec["kind"] == "str":
+                payload += sum(len(s.encode()) + 2 for s in rec["data"])
+            elif rec["kind"] == "int":
+                payload += len(rec["data"])
+            else:
+                payload += 16
+        n = len(self.index)
+        return {"count": n, "backend": self.codec.backend, "codeBytes": self.config.code_bytes,
+                "storageBytesPerVector": self.config.storage_bytes_per_vector,
+                "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
+                "recordBytes": payload, "recordBytesPerSketch": (payload / n) if n else None}
+
+
+def open_store(config_bytes, backend, records, next_auto=0) -> tuple:
+    """A loaded :class:`BrowserStore` and the milliseconds spent loading it."""
+    store = BrowserStore(config_bytes, backend)
+    return store, store.load(records or [], next_auto)
+
+
+def encode_raw(config_fields: dict, backend: str, vectors, n: int) -> dict:
+    """Stateless encode (used by parity tests): codes and norm codes as bytes."""
+    cfg = config_from_js(config_fields)
+    codec = ClarkHash(cfg, backend=None if backend in (None, "auto") else backend)
+    enc = codec.encode(as_bytes(vectors))
+    if len(enc) != n:
+        raise InvalidInputError(f"expected {n} rows, encoded {len(enc)}")
+    return {"codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes(), "backend": codec.backend}

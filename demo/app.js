@@ -1,0 +1,336 @@
+// app.js: the offline-first semantic note search demo.
+//
+// Pieces:
+//   static/embedder.js         text -> 384-d all-MiniLM-L6-v2 vector (onnxruntime-web)
+//   static/clark-hash-store.js sketches in IndexedDB, search in a Pyodide worker
+//   notes-db.js                the note texts (a small IndexedDB database of our own)
+//   sw.js                      caches the whole site so a reload works offline
+//
+// The note text is the source of truth; its sketch has the same id in the
+// ClarkHashStore. At start, notes whose sketch is missing or stale (a page
+// closed mid-edit) are embedded again.
+
+import { ClarkHashStore } from "./static/clark-hash-store.js";
+import { Embedder } from "./static/embedder.js";
+import { NotesDB } from "./notes-db.js";
+import { DEFAULT_NOTES } from "./default-notes.js";
+
+const STORE_NAME = "demo-notes";
+const CONFIG = { inputDim: 384 }; // defaults: 96 coordinates x 4 bits = 48-byte sketches, cosine
+const TOP_K = 10;
+const SEARCH_DELAY_MS = 120;
+
+const $ = (id) => document.getElementById(id);
+const fmt = (n) => n.toLocaleString("en-US");
+
+const state = {
+  notes: new Map(), // id -> note record
+  sketchIds: new Map(), // String(id) -> id as stored (notes use strings; an imported file may use ints)
+  store: null,
+  embedder: null,
+  codeBytes: 48,
+  denseBytes: 1536,
+  searchSeq: 0,
+  lastResults: null, // {query, ids, scores, timings} or null
+};
+
+/** Serializes writes: one add/edit/delete/import at a time. */
+let writeQueue = Promise.resolve();
+function serialized(fn) {
+  const run = writeQueue.then(fn, fn);
+  writeQueue = run.catch(() => {});
+  return run;
+}
+
+function say(text, kind = "info") {
+  const el = $("message");
+  el.textContent = text;
+  el.className = `message ${kind}`;
+}
+
+function newId() {
+  return `note-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+// ---------------------------------------------------------------- rendering
+function renderNote(id, score) {
+  const li = $("note-template").content.firstElementChild.cloneNode(true);
+  const note = state.notes.get(id);
+  li.dataset.id = id;
+  li.dataset.testid = "note";
+  const text = li.querySelector(".note-text");
+  if (note) {
+    text.textContent = note.text;
+  } else {
+    text.textContent = `Sketch only (imported id “${id}”): its text is not in this browser.`;
+    li.classList.add("sketch-only");
+    li.querySelector(".edit").remove();
+  }
+  li.querySelector(".score").textContent = score === undefined ? "" : `score ${score.toFixed(3)}`;
+  li.querySelector(".cost").textContent = state.sketchIds.has(id)
+    ? `${state.codeBytes} B sketch · ${fmt(state.denseBytes)} B as float32`
+    : "no sketch yet";
+  li.querySelector(".edit")?.addEventListener("click", () => startEdit(li, id));
+  li.querySelector(".delete").addEventListener("click", () => removeNote(id));
+  return li;
+}
+
+function render() {
+  const list = $("notes");
+  list.replaceChildren();
+  const r = state.lastResults;
+  if (r) {
+    $("list-title").textContent = `Best matches for “${r.query}”`;
+    r.ids.forEach((id, i) => list.append(renderNote(String(id), r.scores[i])));
+    if (!r.ids.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing stored yet." }));
+  } else {
+    const ids = [...state.notes.values()].sort((a, b) => b.created - a.created).map((n) => n.id); // newest first
+    const orphans = [...state.sketchIds.keys()].filter((id) => !state.notes.has(id));
+    $("list-title").textContent = `Notes (${fmt(state.notes.size)})`;
+    for (const id of [...ids, ...orphans]) list.append(renderNote(id));
+  }
+  renderTotals();
+}
+
+async function renderTotals() {
+  const n = state.sketchIds.size;
+  const sketch = n * state.codeBytes;
+  const dense = n * state.denseBytes;
+  let text = `${fmt(n)} sketches: ${fmt(sketch)} B of sketches vs ${fmt(dense)} B as dense float32 ` +
+    `(${(state.denseBytes / state.codeBytes).toFixed(0)}× smaller).`;
+  if (state.store) {
+    try {
+      const s = await state.store.stats();
+      if (s.recordBytesPerSketch) text += ` IndexedDB payload: ${s.recordBytesPerSketch.toFixed(1)} B per sketch.`;
+    } catch (e) { /* stats are informative only */ }
+  }
+  $("totals").textContent = text;
+}
+
+// ---------------------------------------------------------------- search
+async function runSearch() {
+  const query = $("search").value.trim();
+  const seq = ++state.searchSeq;
+  if (!query) {
+    state.lastResults = null;
+    $("search-info").textContent = "";
+    render();
+    return;
+  }
+  try {
+    const r = await state.store.search(query, TOP_K);
+    if (seq !== state.searchSeq) return; // a newer keystroke won
+    state.lastResults = { query, ...r };
+    const t = r.timings;
+    $("search-info").textContent = `${r.ids.length} results from ${fmt(state.sketchIds.size)} sketches in ` +
+      `${t.totalMs.toFixed(0)} ms (embedding ${t.embedMs.toFixed(0)} ms, sketch + scan ${(t.sketchMs + t.searchMs).toFixed(1)} ms)`;
+    document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
+    render();
+  } catch (e) {
+    if (seq === state.searchSeq) say(`Search failed: ${e.message}`, "error");
+  }
+}
+
+let searchTimer = null;
+function scheduleSearch() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(runSearch, SEARCH_DELAY_MS);
+}
+
+// ---------------------------------------------------------------- writes
+/** (Re)write the sketch of a note: mark unsketched, replace the sketch, mark sketched. */
+async function sketchNotes(notes) {
+  if (!notes.length) return;
+  for (const n of notes) n.sketched = false;
+  await state.notesDb.put(notes);
+  const stale = notes.map((n) => n.id).filter((id) => state.sketchIds.has(id));
+  if (stale.length) {
+    await state.store.delete(stale);
+    stale.forEach((id) => state.sketchIds.delete(id));
+  }
+  await state.store.addMany(notes.map((n) => n.text), { ids: notes.map((n) => n.id) });
+  notes.forEach((n) => { n.sketched = true; state.sketchIds.set(n.id, n.id); });
+  await state.notesDb.put(notes);
+}
+
+function addNote() {
+  const text = $("new-note").value.trim();
+  if (!text) return say("Write something first.", "error");
+  return serialized(async () => {
+    const now = Date.now();
+    const note = { id: newId(), text, created: now, updated: now, sketched: false };
+    state.notes.set(note.id, note);
+    try {
+      await sketchNotes([note]);
+      $("new-note").value = "";
+      say(`Added: ${state.codeBytes} bytes of sketch instead of ${fmt(state.denseBytes)}.`);
+    } catch (e) {
+      say(`Could not add the note: ${e.message}`, "error");
+    }
+    await refreshResults();
+  });
+}
+
+function startEdit(li, id) {
+  const note = state.notes.get(id);
+  const box = li.querySelector(".note-text");
+  const area = Object.assign(document.createElement("textarea"), { value: note.text, rows: 3 });
+  area.dataset.testid = "edit-text";
+  const save = Object.assign(document.createElement("button"), { textContent: "Save" });
+  const cancel = Object.assign(document.createElement("button"), { textContent: "Cancel" });
+  box.replaceChildren(area, save, cancel);
+  area.focus();
+  cancel.addEventListener("click", render);
+  save.addEventListener("click", () => serialized(async () => {
+    const text = area.value.trim();
+    if (!text) return say("A note cannot be empty: delete it instead.", "error");
+    note.text = text;
+    note.updated = Date.now();
+    try {
+      await sketchNotes([note]);
+      say("Saved and re-embedded.");
+    } catch (e) {
+      say(`Could not save: ${e.message}`, "error");
+    }
+    await refreshResults();
+  }));
+}
+
+function removeNote(id) {
+  return serialized(async () => {
+    try {
+      if (state.notes.has(id)) await state.notesDb.delete(id);
+      state.notes.delete(id);
+      if (state.sketchIds.has(id)) {
+        await state.store.delete(state.sketchIds.get(id));
+        state.sketchIds.delete(id);
+      }
+      say("Deleted.");
+    } catch (e) {
+      say(`Could not delete: ${e.message}`, "error");
+    }
+    await refreshResults();
+  });
+}
+
+async function importFile(file) {
+  return serialized(async () => {
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const stored = await state.store.importSketchFile(bytes);
+      stored.forEach((id) => state.sketchIds.set(String(id), id));
+      const ids = stored.map(String);
+      const mapped = ids.filter((id) => state.notes.has(id)).length;
+      say(`Imported ${fmt(ids.length)} sketches from ${file.name} (${fmt(bytes.length)} bytes): ` +
+        `${fmt(mapped)} map to notes, ${fmt(ids.length - mapped)} are sketch-only.`);
+    } catch (e) {
+      say(`Import of ${file.name} failed, nothing was added: ${e.message}`, "error");
+    }
+    $("import-file").value = "";
+    await refreshResults();
+  });
+}
+
+async function exportFile() {
+  const bytes = await state.store.exportSketchFile();
+  const url = URL.createObjectURL(new Blob([bytes], { type: "application/x-clark-hash-sketches" }));
+  const a = Object.assign(document.createElement("a"), { href: url, download: "notes.chs" });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  say(`Exported ${fmt(state.sketchIds.size)} sketches (${fmt(bytes.length)} bytes).`);
+}
+
+async function refreshResults() {
+  if ($("search").value.trim()) await runSearch();
+  else render();
+}
+
+// ---------------------------------------------------------------- start-up
+async function registerServiceWorker() {
+  const el = $("offline-status");
+  if (!("serviceWorker" in navigator)) {
+    el.textContent = "not available in this browser";
+    return;
+  }
+  try {
+    await navigator.serviceWorker.register("sw.js");
+    el.textContent = "caching the site…";
+    await navigator.serviceWorker.ready;
+    el.textContent = navigator.onLine ? "site cached: works offline" : "offline: running from the cache";
+    document.body.dataset.offlineReady = "true";
+  } catch (e) {
+    el.textContent = `service worker failed: ${e.message}`;
+  }
+  addEventListener("online", () => { el.textContent = "site cached: works offline"; });
+  addEventListener("offline", () => { el.textContent = "offline: running from the cache"; });
+}
+
+/** Seed the defaults once; re-embed notes whose sketch is missing or stale. */
+async function reconcile() {
+  if (!(await state.notesDb.getFlag("seeded"))) {
+    const now = Date.now();
+    const fresh = DEFAULT_NOTES.filter(([id]) => !state.notes.has(id))
+      .map(([id, text], i) => ({ id, text, created: now - i, updated: now, sketched: false })); // welcome on top
+    fresh.forEach((n) => state.notes.set(n.id, n));
+    say(`Embedding ${fresh.length} starter notes…`);
+    await sketchNotes(fresh);
+    await state.notesDb.setFlag("seeded", true);
+  }
+  const todo = [...state.notes.values()].filter((n) => !n.sketched || !state.sketchIds.has(n.id));
+  if (todo.length) {
+    say(`Embedding ${todo.length} notes whose sketch was missing…`);
+    await sketchNotes(todo);
+  }
+}
+
+async function main() {
+  registerServiceWorker();
+  const modelStatus = $("model-status");
+  const embedderReady = Embedder.load({ onStatus: (s) => { modelStatus.textContent = `${s}…`; } });
+  embedderReady.then((e) => {
+    modelStatus.textContent = `all-MiniLM-L6-v2 ready (${(e.info.modelBytes / 1e6).toFixed(0)} MB, ` +
+      `${((e.info.tokenizerMs + e.info.modelMs) / 1000).toFixed(1)} s, ${e.info.backend})`;
+  }, (err) => {
+    modelStatus.textContent = `failed: ${err.message}`;
+    modelStatus.classList.add("error");
+  });
+
+  state.notesDb = await NotesDB.open();
+  for (const n of await state.notesDb.all()) state.notes.set(n.id, n);
+  render();
+
+  const backend = $("backend");
+  try {
+    state.store = await ClarkHashStore.open({
+      name: STORE_NAME,
+      config: CONFIG,
+      embedder: async (texts) => (await embedderReady).embed(texts),
+    });
+  } catch (e) {
+    backend.textContent = `failed: ${e.message}`;
+    backend.classList.add("error");
+    throw e;
+  }
+  const info = await state.store.runtime.ready;
+  const stats = await state.store.stats();
+  state.codeBytes = stats.storageBytesPerVector ?? stats.codeBytes;
+  state.denseBytes = stats.denseBytesPerVector;
+  backend.textContent = `Clark Hash on the ${state.store.backend} backend ` +
+    `(Pyodide ${info.pyodideVersion}, ${state.store.config.sketch_dim}×${state.store.config.bits} bits, config ${state.store.config.fingerprint})`;
+  (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
+  render();
+
+  state.embedder = await embedderReady;
+  await serialized(reconcile);
+  say(`Ready: ${fmt(state.notes.size)} notes.`);
+  for (const id of ["search", "add-note", "import-file", "export"]) $(id).disabled = false;
+  $("search").addEventListener("input", scheduleSearch);
+  $("add-note").addEventListener("click", addNote);
+  $("new-note").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) addNote(); });
+  $("import-file").addEventListener("change", (ev) => { if (ev.target.files[0]) importFile(ev.target.files[0]); });
+  $("export").addEventListener("click", exportFile);
+  render();
+  document.body.dataset.ready = "true";
+}
+
+window.demo = { state, ready: main().catch((e) => { say(`Start-up failed: ${e.message}`, "error"); document.body.dataset.ready = "error"; throw e; }) };

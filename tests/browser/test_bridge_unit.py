@@ -1,0 +1,114 @@
+"""clark_hash_web.browser_bridge on the desktop (no browser): plans, commits, aborts, reloads.
+
+The worker stores exactly the records a plan lists, so replaying plans into
+a dict stands in for IndexedDB here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clark_hash_web import ClarkHash, ClarkHashConfig, DuplicateIdError, InvalidVectorError
+from clark_hash_web import browser_bridge as bb
+
+CFG = ClarkHashConfig(input_dim=16, sketch_dim=24, bits=3, metric="dot")
+
+
+class FakeDB:
+    """What idb-store.js keeps: block key -> record (block + ids)."""
+
+    def __init__(self):
+        self.records = {}
+        self.next_auto = 0
+
+    def apply(self, plan):
+        self.next_auto = plan["nextAuto"]
+        for k in plan["deletes"]:
+            del self.records[k]
+        for p in plan["puts"]:
+            self.records[p["key"]] = p
+
+    def load(self, backend):
+        store, _ = bb.open_store(CFG.to_bytes(), backend, list(self.records.values()),
+                                 self.next_auto)
+        return store
+
+
+def rows(n, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, CFG.input_dim)) * np.exp2(rng.uniform(-3, 3, (n, 1)))).astype(np.float32)
+
+
+def write(store, db, plan):
+    db.apply(plan)
+    return store.commit(plan["token"])
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy"])
+def test_blocks_round_trip_through_records(backend):
+    store, db = bb.BrowserStore(CFG.to_bytes(), backend), FakeDB()
+    a, b = rows(1500, 1), rows(700, 2)
+    assert write(store, db, store.plan_add(a.tobytes(), 1500)) == list(range(1500))
+    assert write(store, db, store.plan_add(b.tobytes(), 700)) == list(range(1500, 2200))
+    assert sorted(db.records) == [0, 1, 2]
+    assert [db.records[k]["block"]["n"] for k in (0, 1, 2)] == [1024, 1024, 152]
+    assert db.records[2]["ids"] == {"kind": "range", "start": 2048, "n": 152}
+    enc = ClarkHash(CFG, backend="numpy").encode(np.concatenate([a, b]))
+    again = db.load(backend)
+    for s in (store, again):
+        got = s.codes()
+        assert got["codes"] == enc.codes_bytes() and got["normCodes"] == enc.norm_codes_bytes()
+        assert got["ids"] == list(range(2200))
+    q = rows(1, 3)[0].tobytes()
+    assert store.search(q, 20)["ids"] == again.search(q, 20)["ids"]
+    assert store.search(q, 20)["scores"] == again.search(q, 20)["scores"]
+    assert store.export() == again.export()
+
+
+def test_abort_leaves_memory_unchanged_and_bad_input_plans_nothing():
+    store, db = bb.BrowserStore(CFG.to_bytes(), "python"), FakeDB()
+    write(store, db, store.plan_add(rows(10, 4).tobytes(), 10, [f"s{i}" for i in range(10)]))
+    before = store.codes()
+    plan = store.plan_add(rows(5, 5).tobytes(), 5, [f"t{i}" for i in range(5)])
+    store.abort(plan["token"])   # e.g. QuotaExceededError in the transaction
+    assert store.codes() == before
+    bad = rows(3, 6)
+    bad[1, 2] = np.nan
+    with pytest.raises(InvalidVectorError, match="row 1"):
+        store.plan_add(bad.tobytes(), 3, ["u0", "u1", "u2"])
+    with pytest.raises(DuplicateIdError, match="s3"):
+        store.plan_add(rows(1, 7).tobytes(), 1, ["s3"])
+    with pytest.raises(bb.InvalidInputError, match="all be int or all be str"):
+        store.plan_add(rows(1, 7).tobytes(), 1, [5])
+    with pytest.raises(KeyError):
+        store.plan_delete(["s1", "nope"])
+    assert store.codes() == before and not store._pending
+
+
+def test_delete_compacts_blocks_and_keeps_order():
+    store, db = bb.BrowserStore(CFG.to_bytes(), "numpy"), FakeDB()
+    data = rows(2100, 8)
+    ids = [3 * i + 1 for i in range(2100)]   # not consecutive: stored as f64
+    write(store, db, store.plan_add(data.tobytes(), 2100, ids))
+    assert db.records[0]["ids"]["kind"] == "int"
+    drop = ids[:1024] + [ids[1500], ids[2099]]   # empties block 0
+    assert write(store, db, store.plan_delete(drop)) == len(drop)
+    assert sorted(db.records) == [1, 2]
+    keep = [i for i in range(2100) if ids[i] not in set(drop)]
+    enc = ClarkHash(CFG, backend="numpy").encode(data[keep])
+    again = db.load("python")
+    assert again.codes()["ids"] == [ids[i] for i in keep]
+    assert again.codes()["codes"] == enc.codes_bytes()
+    # new rows go after the last block, so reload order stays insertion order
+    write(again, db, again.plan_add(rows(3, 9).tobytes(), 3))
+    assert again.codes()["ids"][-3:] == [ids[-1] + 1, ids[-1] + 2, ids[-1] + 3]
+    assert db.load("numpy").codes() == again.codes()
+
+
+def test_config_from_js_accepts_what_config_info_gives():
+    cfg = ClarkHashConfig(input_dim=8, seed=0x5EEDCAFE12345678)
+    info = bb.config_info(cfg)
+    assert info["seed"] == str(0x5EEDCAFE12345678)
+    assert bb.config_from_js(info) == cfg
+    assert bb.config_from_js({"input_dim": 8, "seed": "0x5EEDCAFE12345678"}) == cfg
