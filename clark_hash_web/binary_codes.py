@@ -41,9 +41,9 @@ import hashlib
 from array import array
 
 from . import bitpack
-from .backends import resolve_backend
-from .codec import EncodedBatch, _check_fingerprint
-from .errors import ConfigError, DuplicateIdError, InvalidInputError, InvalidVectorError
+from .codec import Codec, EncodedBatch, _check_fingerprint
+from .errors import ConfigError, InvalidInputError, InvalidVectorError
+from .ids import IdMap, ids_of_encoded_rows
 from .validation import REASON_NONFINITE, as_numpy_rows, as_python_rows
 
 CODEC_HYPERPLANE_LSH = 2
@@ -148,7 +148,7 @@ class BinaryQuery:
         return f"BinaryQuery(m={len(self.values)}, fingerprint={self.fingerprint})"
 
 
-class BinaryCodec:
+class BinaryCodec(Codec):
     """Base of the binary codecs (same verbs as :class:`~clark_hash_web.ClarkHash`).
 
     Subclasses set ``config_type`` and implement ``_prepare`` (build the
@@ -163,8 +163,7 @@ class BinaryCodec:
         if self.config_type is not None and not isinstance(config, self.config_type):
             raise InvalidInputError(
                 f"config must be a {self.config_type.__name__}, got {type(config).__name__}")
-        self.config = config
-        self.backend = resolve_backend(backend)
+        super().__init__(config, backend)
         self._prepare()
 
     # -- to implement ----------------------------------------------------------------
@@ -178,28 +177,6 @@ class BinaryCodec:
     def _project_python(self, row) -> array:
         """One row -> ``array('f')`` of m values."""
         raise NotImplementedError
-
-    # -- sizes -------------------------------------------------------------------------
-    @property
-    def code_bytes(self) -> int:
-        return self.config.code_bytes
-
-    @property
-    def storage_bytes_per_vector(self) -> int:
-        return self.config.storage_bytes_per_vector
-
-    @property
-    def compression_ratio_vs_f32(self) -> float:
-        return self.config.compression_ratio_vs_f32
-
-    def __repr__(self):
-        return f"{type(self).__name__}({self.config!r}, backend={self.backend!r})"
-
-    # -- input -------------------------------------------------------------------------
-    def _rows(self, vectors):
-        if self.backend == "numpy":
-            return as_numpy_rows(vectors, self.config.input_dim)
-        return as_python_rows(vectors, self.config.input_dim)
 
     def _bad_rows(self, rows) -> dict:
         bad = {}
@@ -405,9 +382,7 @@ class BinaryIndex:
                 f"BinaryIndex needs a binary codec, got {type(codec).__name__}")
         self.codec = codec
         self.config = codec.config
-        self._ids = []
-        self._row_of = {}
-        self._next_auto = 0
+        self._ids = IdMap()
         cb = self.config.code_bytes
         if codec.backend == "numpy":
             import numpy as np
@@ -422,11 +397,12 @@ class BinaryIndex:
         return len(self._ids)
 
     def __contains__(self, id_):
-        return id_ in self._row_of
+        return id_ in self._ids
 
     @property
     def ids(self) -> list:
-        return list(self._ids)
+        """Ids in insertion order."""
+        return self._ids.ids
 
     @property
     def backend(self) -> str:
@@ -436,44 +412,17 @@ class BinaryIndex:
         return self._buf[:len(self._ids), :self.config.code_bytes]
 
     # -- adding / removing -------------------------------------------------------------
-    def _new_ids(self, ids, count):
-        if ids is None:
-            return list(range(self._next_auto, self._next_auto + count))
-        ids = list(ids)
-        if len(ids) != count:
-            raise InvalidInputError(f"{len(ids)} ids for {count} vectors")
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, (int, str)):
-                raise InvalidInputError(f"ids must be int or str, got {i!r}")
-        kinds = {type(i) for i in ids} | ({type(self._ids[0])} if self._ids else set())
-        if len(kinds) > 1:
-            raise InvalidInputError("ids of one index must all be int or all be str")
-        seen = set()
-        for pos, i in enumerate(ids):
-            if i in self._row_of:
-                raise DuplicateIdError(f"id {i!r} (batch position {pos}) is already in the index")
-            if i in seen:
-                raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
-            seen.add(i)
-        return ids
-
     def add(self, vectors, ids=None, errors: str = "raise") -> list:
         """Encode and store vectors; returns the stored ids."""
         enc = self.codec.encode(vectors, errors=errors)
-        if ids is not None:
-            ids = list(ids)
-            n_in = len(enc.rows) + len(enc.skipped)
-            if len(ids) != n_in:
-                raise InvalidInputError(f"{len(ids)} ids for {n_in} vectors")
-            ids = [ids[r] for r in enc.rows]
-        return self.add_encoded(enc, ids)
+        return self.add_encoded(enc, ids_of_encoded_rows(ids, enc))
 
     def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
         """Store codes of the same config; returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         self.codec.check_codes(encoded)
         n = len(encoded)
-        new_ids = self._new_ids(ids, n)
+        new_ids = self._ids.check_new(ids, n)
         if self.codec.backend == "numpy":
             import numpy as np
 
@@ -487,11 +436,7 @@ class BinaryIndex:
             self._cols = None
         else:
             self._codes += encoded.codes_bytes()
-        for i in new_ids:
-            self._row_of[i] = len(self._ids)
-            self._ids.append(i)
-            if isinstance(i, int) and i >= self._next_auto:
-                self._next_auto = i + 1
+        self._ids.append(new_ids)
         return new_ids
 
     def remove(self, ids) -> int:
@@ -499,11 +444,8 @@ class BinaryIndex:
         if isinstance(ids, (int, str)):
             ids = [ids]
         ids = list(ids)
-        missing = [i for i in ids if i not in self._row_of]
-        if missing:
-            raise KeyError(f"id(s) not in the index: {missing[:5]}")
-        drop = {self._row_of[i] for i in ids}
-        keep = [r for r in range(len(self._ids)) if r not in drop]
+        keep = self._ids.rows_to_keep(ids)
+        removed = len(self._ids) - len(keep)
         if self.codec.backend == "numpy":
             import numpy as np
 
@@ -513,9 +455,8 @@ class BinaryIndex:
             cb = self.config.code_bytes
             self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb])
                                              for r in keep))
-        self._ids = [self._ids[r] for r in keep]
-        self._row_of = {i: r for r, i in enumerate(self._ids)}
-        return len(drop)
+        self._ids.keep(keep)
+        return removed
 
     delete = remove
 

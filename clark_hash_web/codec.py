@@ -200,7 +200,39 @@ class QuerySketch:
         return f"QuerySketch(m={len(self.values)}, norm={self.norm!r}, fingerprint={self.fingerprint})"
 
 
-class ClarkHash:
+class Codec:
+    """What every codec shares: its config, its backend, sizes and input parsing.
+
+    Subclasses (:class:`ClarkHash`, the binary codecs) add ``encode``,
+    ``sketch_query``, ``score`` and ``decode_sketch``.
+    """
+
+    def __init__(self, config, backend=None):
+        self.config = config
+        self.backend = resolve_backend(backend)
+
+    @property
+    def code_bytes(self) -> int:
+        return self.config.code_bytes
+
+    @property
+    def storage_bytes_per_vector(self) -> int:
+        return self.config.storage_bytes_per_vector
+
+    @property
+    def compression_ratio_vs_f32(self) -> float:
+        return self.config.compression_ratio_vs_f32
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.config!r}, backend={self.backend!r})"
+
+    def _rows(self, vectors):
+        if self.backend == "numpy":
+            return as_numpy_rows(vectors, self.config.input_dim)
+        return as_python_rows(vectors, self.config.input_dim)
+
+
+class ClarkHash(Codec):
     """Clark Hash codec (the crate's ``SQuaJL``/``ClarkHash``).
 
     Parameters
@@ -220,31 +252,8 @@ class ClarkHash:
     def __init__(self, config: ClarkHashConfig, backend=None):
         if not isinstance(config, ClarkHashConfig):
             raise InvalidInputError(f"config must be a ClarkHashConfig, got {type(config).__name__}")
-        self.config = config
-        self.backend = resolve_backend(backend)
+        super().__init__(config, backend)
         self._impl = make_backend(config, self.backend)
-
-    # -- sizes ------------------------------------------------------------------
-    @property
-    def code_bytes(self) -> int:
-        return self.config.code_bytes
-
-    @property
-    def storage_bytes_per_vector(self) -> int:
-        return self.config.storage_bytes_per_vector
-
-    @property
-    def compression_ratio_vs_f32(self) -> float:
-        return self.config.compression_ratio_vs_f32
-
-    def __repr__(self):
-        return f"ClarkHash({self.config!r}, backend={self.backend!r})"
-
-    # -- input ------------------------------------------------------------------
-    def _rows(self, vectors):
-        if self.backend == "numpy":
-            return as_numpy_rows(vectors, self.config.input_dim)
-        return as_python_rows(vectors, self.config.input_dim)
 
     def _nonfinite(self, rows):
         if self.backend == "numpy":

@@ -17,7 +17,8 @@ import heapq
 from array import array
 
 from .codec import ClarkHash, EncodedBatch, QuerySketch, _check_fingerprint
-from .errors import DuplicateIdError, InvalidInputError
+from .errors import InvalidInputError
+from .ids import IdMap, ids_of_encoded_rows
 
 
 def _total_order_key(bits: int) -> int:
@@ -43,9 +44,7 @@ class FlatIndex:
             raise InvalidInputError(f"FlatIndex needs a ClarkHash codec, got {type(codec).__name__}")
         self.codec = codec
         self.config = codec.config
-        self._ids = []
-        self._row_of = {}
-        self._next_auto = 0
+        self._ids = IdMap()
         self._count = 0
         if codec.backend == "numpy":
             import numpy as np
@@ -64,36 +63,14 @@ class FlatIndex:
     @property
     def ids(self) -> list:
         """Ids in insertion order."""
-        return list(self._ids)
+        return self._ids.ids
 
     @property
     def backend(self) -> str:
         return self.codec.backend
 
     def __contains__(self, id_):
-        return id_ in self._row_of
-
-    def _new_ids(self, ids, count):
-        if ids is None:
-            start = self._next_auto
-            return list(range(start, start + count))
-        ids = list(ids)
-        if len(ids) != count:
-            raise InvalidInputError(f"{len(ids)} ids for {count} vectors")
-        kinds = {type(i) for i in ids} | ({type(self._ids[0])} if self._ids else set())
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, (int, str)):
-                raise InvalidInputError(f"ids must be int or str, got {i!r}")
-        if len(kinds) > 1:
-            raise InvalidInputError("ids of one index must all be int or all be str")
-        seen = set()
-        for pos, i in enumerate(ids):
-            if i in self._row_of:
-                raise DuplicateIdError(f"id {i!r} (batch position {pos}) is already in the index")
-            if i in seen:
-                raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
-            seen.add(i)
-        return ids
+        return id_ in self._ids
 
     # -- adding -------------------------------------------------------------------
     def add(self, vectors, ids=None, errors="raise") -> list:
@@ -103,19 +80,13 @@ class FlatIndex:
         not used); see :meth:`ClarkHash.encode`.
         """
         enc = self.codec.encode(vectors, errors=errors)
-        if ids is not None:
-            ids = list(ids)
-            n_in = len(enc.rows) + len(enc.skipped)
-            if len(ids) != n_in:
-                raise InvalidInputError(f"{len(ids)} ids for {n_in} vectors")
-            ids = [ids[r] for r in enc.rows]
-        return self.add_encoded(enc, ids)
+        return self.add_encoded(enc, ids_of_encoded_rows(ids, enc))
 
     def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
         """Store already encoded codes (same config); returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         n = len(encoded)
-        new_ids = self._new_ids(ids, n)
+        new_ids = self._ids.check_new(ids, n)
         if self.codec.backend == "numpy":
             import numpy as np
 
@@ -129,11 +100,7 @@ class FlatIndex:
             self._codes += encoded.codes_bytes()
             if self.config.metric == "dot":
                 self._norms.extend(int(c) for c in encoded.norm_codes)
-        for i in new_ids:
-            self._row_of[i] = len(self._ids)
-            self._ids.append(i)
-            if isinstance(i, int) and i >= self._next_auto:
-                self._next_auto = i + 1
+        self._ids.append(new_ids)
         self._count += n
         return new_ids
 
@@ -155,11 +122,7 @@ class FlatIndex:
         if isinstance(ids, (int, str)):
             ids = [ids]
         ids = list(ids)
-        missing = [i for i in ids if i not in self._row_of]
-        if missing:
-            raise KeyError(f"id(s) not in the index: {missing[:5]}")
-        drop = {self._row_of[i] for i in ids}
-        keep = [r for r in range(self._count) if r not in drop]
+        keep = self._ids.rows_to_keep(ids)
         if self.codec.backend == "numpy":
             import numpy as np
 
@@ -172,10 +135,10 @@ class FlatIndex:
             self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb]) for r in keep))
             if self.config.metric == "dot":
                 self._norms = [self._norms[r] for r in keep]
-        self._ids = [self._ids[r] for r in keep]
-        self._row_of = {i: r for r, i in enumerate(self._ids)}
+        removed = self._count - len(keep)
+        self._ids.keep(keep)
         self._count = len(keep)
-        return len(drop)
+        return removed
 
     delete = remove
 
