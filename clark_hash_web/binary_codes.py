@@ -44,7 +44,7 @@ from . import bitpack
 from .codec import Codec, EncodedBatch, _check_fingerprint
 from .errors import ConfigError, InvalidInputError, InvalidVectorError
 from .ids import IdMap, ids_of_encoded_rows
-from .validation import REASON_NONFINITE, as_numpy_rows, as_python_rows
+from .validation import REASON_NONFINITE
 
 CODEC_HYPERPLANE_LSH = 2
 CODEC_SIGN_BITS = 3
@@ -230,7 +230,6 @@ class BinaryCodec(Codec):
         if bad and errors == "raise":
             raise InvalidVectorError(bad)
         keep = [i for i in range(len(rows)) if i not in bad]
-        m = self.config.n_bits
         if self.backend == "numpy":
             import numpy as np
 
@@ -553,7 +552,6 @@ class BinaryIndex:
 
     def _columns(self):
         """Cached (P, N) uint16 columns of the stored codes (numpy backend)."""
-        n = len(self._ids)
         cols = getattr(self, "_cols", None)
         if cols is None:
             cols = bitpack.u16_columns(self._codes_numpy())

@@ -24,8 +24,8 @@ from typing import Iterable, Optional
 from urllib.parse import quote, urlsplit
 
 from .config import ClarkHashConfig
-from .sync_wire import (KIND_PULL, Delete, Put, SyncAuthError, SyncError,
-                        SyncRefusedError, check_token, decode, encode_push, split_for_push)
+from .errors import SyncAuthError, SyncError, SyncRefusedError
+from .sync_wire import KIND_PULL, Delete, Put, check_token, decode, encode_push, split_for_push
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 RETRYABLE = (ConnectionError, TimeoutError, http.client.HTTPException, OSError)

@@ -50,7 +50,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .config import ClarkHashConfig
 from .errors import ConfigError, ConfigMismatchError
 from .sync_store import StagingFullError, SyncStore, UnknownCollectionError, check_collection_name
-from .sync_wire import KIND_PUSH, MEDIA_TYPE, SyncProtocolError, decode, encode_pull
+from .errors import SyncProtocolError
+from .sync_wire import KIND_PUSH, MEDIA_TYPE, decode, encode_pull
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 8 * 1024 * 1024

@@ -42,7 +42,8 @@ from typing import Iterable, List, Optional
 
 from .config import ClarkHashConfig
 from .errors import ConfigError, ConfigMismatchError
-from .sync_wire import Delete, Put, SyncProtocolError, check_id
+from .errors import SyncProtocolError
+from .sync_wire import Delete, Put, check_id
 
 OP_PUT = 1
 OP_DELETE = 2

@@ -51,8 +51,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from .config import ClarkHashConfig
-from .errors import (ConfigError, ConfigMismatchError, SketchFileError, SyncAuthError,  # noqa: F401
-                     SyncError, SyncProtocolError, SyncRefusedError)
+from .errors import ConfigError, ConfigMismatchError, SketchFileError, SyncProtocolError
 
 MAGIC = b"CHSYNCMS"
 VERSION = 1

@@ -14,7 +14,8 @@ import pytest
 from clark_hash_web import ClarkHash, EncodedBatch, FlatIndex
 from clark_hash_web.sync_client import Replica, SyncClient
 from clark_hash_web.sync_server import load_or_create_token
-from clark_hash_web.sync_wire import Delete, SyncAuthError, SyncRefusedError, encode_push
+from clark_hash_web.errors import SyncAuthError, SyncRefusedError
+from clark_hash_web.sync_wire import Delete, encode_push
 from sync_fixtures import COSINE, DOT, client, puts_for, running_server, vectors
 
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from clark_hash_web.errors import ConfigMismatchError
 from clark_hash_web.sync_store import SyncStore, UnknownCollectionError
-from clark_hash_web.sync_wire import Delete, Put, SyncProtocolError
+from clark_hash_web.errors import SyncProtocolError
+from clark_hash_web.sync_wire import Delete, Put
 from sync_fixtures import COSINE, DOT, puts_for
 
 

@@ -29,7 +29,7 @@ class PythonBackend:
     # -- projection ----------------------------------------------------------
     def project_row(self, x):
         """Sketch (``array('f')`` of m, in bucket order 0..m-1) and norm of one row."""
-        t, d = self.t, self.config.input_dim
+        t = self.t
         nsq = 0.0
         squares = array("f", [v * v for v in x])
         acc1 = array("f", [0.0])
