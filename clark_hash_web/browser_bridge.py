@@ -34,7 +34,9 @@ Everything crossing the JS boundary is plain: ints, strs, lists, dicts and
 from __future__ import annotations
 
 import struct
+import sys
 import time
+from array import array
 
 from .codec import ClarkHash, EncodedBatch
 from .config import ClarkHashConfig
@@ -46,6 +48,9 @@ BLOCK_ROWS = 1024
 #: IndexedDB schema version written in the ``meta`` record.
 SCHEMA_VERSION = 1
 MAX_SAFE_INT = 2**53 - 1
+#: Stores up to this many rows are searched by Python alone (the JS prefilter
+#: pays off above it); the worker may pass another value.
+PREFILTER_MIN_ROWS = 2000
 
 
 def numpy_available() -> bool:
@@ -152,6 +157,7 @@ class BrowserStore:
         self.next_auto = 0
         self._pending = {}
         self._token = 0
+        self._query = None        # the QuerySketch between prefilter() and rank()
 
     # -- loading --------------------------------------------------------------
     def load(self, records: list, next_auto: int = 0) -> float:
@@ -341,6 +347,65 @@ class BrowserStore:
         return {"ids": list(ids), "scores": scores.tobytes(),
                 "sketchMs": (t1 - t0) * 1000.0, "searchMs": (t2 - t1) * 1000.0}
 
+    # -- search with the JavaScript prefilter (static/prefilter-scan.js) ------------
+    def prefilter(self, query, k: int, min_rows: int = PREFILTER_MIN_ROWS) -> dict:
+        """First step of a browser search: sketch the query, plan the JS scan.
+
+        Stores of at most ``min_rows`` rows (and ``k`` outside ``1..n-1``) are
+        searched here directly: the result is ``{"direct": True, ids, scores,
+        sketchMs, searchMs}`` as :meth:`search` returns it. Otherwise the
+        sketched query is kept for :meth:`rank` and the result is the scan
+        plan (see :func:`_scan_plan`) plus ``direct: False`` and ``sketchMs``.
+        """
+        t0 = time.perf_counter()
+        q = self.codec.sketch_query(as_bytes(query))
+        t1 = time.perf_counter()
+        k = int(k)
+        n = len(self.index)
+        self._query = None
+        if n <= int(min_rows) or not 0 < k < n:
+            ids, scores = self.index.search_prepared(q, k)
+            return {"direct": True, "ids": list(ids), "scores": scores.tobytes(),
+                    "sketchMs": (t1 - t0) * 1000.0, "searchMs": (time.perf_counter() - t1) * 1000.0}
+        plan = _scan_plan(self.index, q)
+        self._query = q
+        plan.update(direct=False, sketchMs=(t1 - t0) * 1000.0,
+                    planMs=(time.perf_counter() - t1) * 1000.0)
+        return plan
+
+    def rank(self, rows, k: int) -> dict:
+        """Second step: exact top ``k`` among the candidate ``rows`` the JS scan kept.
+
+        ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
+        row order). Returns ``{ids, scores}`` (scores: float32 LE bytes),
+        equal to a full :meth:`search` of the query given to :meth:`prefilter`.
+        """
+        q, self._query = self._query, None
+        if q is None:
+            raise InvalidInputError("rank() needs a query planned by prefilter() first")
+        raw = as_bytes(rows)
+        if len(raw) % 4:
+            raise InvalidInputError(f"{len(raw)} bytes of uint32 row numbers")
+        cand = array("I")
+        cand.frombytes(raw)
+        if sys.byteorder != "little":
+            cand.byteswap()
+        ids, scores = self.index.rank_rows(q, cand, int(k))
+        return {"ids": list(ids), "scores": scores.tobytes()}
+
+    def scan_data(self) -> dict:
+        """What the JS scan reads: codes (row-major bytes, FlatIndex row order),
+        norm codes (u16 LE bytes, dot mode, else None) and the row count."""
+        enc = self.index.encoded()
+        return {"codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes(), "count": len(self.index)}
+
+    def decoded_norms(self) -> bytes:
+        """The 65,536 decoded norms of this config's range as float64 LE bytes (dot mode)."""
+        from .norm_channel import decode_table
+
+        table = decode_table(self.config.norm_log2_min, self.config.norm_log2_max)
+        return struct.pack(f"<{len(table)}d", *table)
+
     def codes(self) -> dict:
         """Stored ids, codes and norm codes (bytes), in insertion order."""
         enc = self.index.encoded()
@@ -371,6 +436,30 @@ class BrowserStore:
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
                 "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
                 "recordBytes": payload, "recordBytesPerSketch": (payload / n) if n else None}
+
+
+def _scan_plan(index: FlatIndex, q) -> dict:
+    """The JS scan's plan (static/prefilter-scan.js) for one query sketch.
+
+    Like :meth:`FlatIndex.prefilter_plan` but without the lookup tables: the
+    worker builds them from ``values`` (float32 LE bytes) and ``step`` with
+    the operations of :func:`fast_scan.byte_tables` (bit-identical; building
+    them here costs ~10 ms under Pyodide, in JS ~0.1 ms). ``const`` and
+    ``errAcc`` use the formulas of :func:`fast_scan.byte_tables` and
+    :func:`fast_scan.accumulator_error_bound`, restated here because
+    ``fast_scan`` imports numpy at module level and the numpy-free runtime
+    has none.
+    """
+    cfg = index.config
+    values = [float(v) for v in q.values]
+    packed = array("f", values)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    pairs = (cfg.code_bytes + 1) // 2
+    err = sum(abs(v) for v in values) * float(cfg.clip) * 2.0**-24 * (2 * cfg.sketch_dim + 4 * pairs + 32)
+    return {"values": packed.tobytes(), "bits": cfg.bits, "step": 2.0 * float(cfg.clip) / cfg.levels,
+            "const": -float(cfg.clip) * sum(values), "errAcc": err, "m": cfg.sketch_dim,
+            "queryNorm": float(q.norm), "dot": cfg.metric == "dot", "count": len(index)}
 
 
 def open_store(config_bytes, backend, records, next_auto=0) -> tuple:

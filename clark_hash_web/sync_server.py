@@ -48,9 +48,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .config import ClarkHashConfig
-from .errors import ConfigError, ConfigMismatchError
+from .errors import ConfigError, ConfigMismatchError, SyncProtocolError
 from .sync_store import StagingFullError, SyncStore, UnknownCollectionError, check_collection_name
-from .errors import SyncProtocolError
 from .sync_wire import KIND_PUSH, MEDIA_TYPE, decode, encode_pull
 
 DEFAULT_PORT = 8765

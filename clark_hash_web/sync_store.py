@@ -41,8 +41,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 from .config import ClarkHashConfig
-from .errors import ConfigError, ConfigMismatchError
-from .errors import SyncProtocolError
+from .errors import ConfigError, ConfigMismatchError, SyncProtocolError
 from .sync_wire import Delete, Put, check_id
 
 OP_PUT = 1

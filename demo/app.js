@@ -5,20 +5,30 @@
 //   static/clark-hash-store.js sketches in IndexedDB, search in a Pyodide worker
 //   notes-db.js                the note texts (a small IndexedDB database of our own)
 //   sw.js                      caches the whole site so a reload works offline
+//   static/sync.js             pushes / pulls sketches to `clark-hash serve` (offline queue)
 //
 // The note text is the source of truth; its sketch has the same id in the
 // ClarkHashStore. At start, notes whose sketch is missing or stale (a page
 // closed mid-edit) are embedded again.
+//
+// Sync: every sketch write goes through ClarkHashSync (sync.addMany /
+// sync.delete / sync.recordPut), which queues it in IndexedDB whether or not a
+// token is set; with a token (kept in localStorage) it syncs with the server
+// the page came from, by itself when online and with the Sync button. Only
+// sketches and ids travel: notes pulled from another device are "sketch only"
+// here, and a note deleted on another device loses its text here too.
 
 import { ClarkHashStore } from "./static/clark-hash-store.js";
 import { Embedder } from "./static/embedder.js";
 import { NotesDB } from "./notes-db.js";
+import { ClarkHashSync, syncStatusText } from "./static/sync.js";
 import { DEFAULT_NOTES } from "./default-notes.js";
 
 const STORE_NAME = "demo-notes";
 const CONFIG = { inputDim: 384 }; // defaults: 96 coordinates x 4 bits = 48-byte sketches, cosine
 const TOP_K = 10;
 const SEARCH_DELAY_MS = 120;
+const TOKEN_KEY = "clark-hash-demo:sync-token"; // localStorage
 
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => n.toLocaleString("en-US");
@@ -27,6 +37,7 @@ const state = {
   notes: new Map(), // id -> note record
   sketchIds: new Map(), // String(id) -> id as stored (notes use strings; an imported file may use ints)
   store: null,
+  sync: null, // ClarkHashSync; always open (it queues edits even without a token)
   embedder: null,
   codeBytes: 48,
   denseBytes: 1536,
@@ -62,7 +73,8 @@ function renderNote(id, score) {
   if (note) {
     text.textContent = note.text;
   } else {
-    text.textContent = `Sketch only (imported id “${id}”): its text is not in this browser.`;
+    text.textContent = `Sketch only (imported id “${id}”, from a sketch file or another device): ` +
+      "its text is not in this browser.";
     li.classList.add("sketch-only");
     li.querySelector(".edit").remove();
   }
@@ -145,10 +157,10 @@ async function sketchNotes(notes) {
   await state.notesDb.put(notes);
   const stale = notes.map((n) => n.id).filter((id) => state.sketchIds.has(id));
   if (stale.length) {
-    await state.store.delete(stale);
+    await state.sync.delete(stale);
     stale.forEach((id) => state.sketchIds.delete(id));
   }
-  await state.store.addMany(notes.map((n) => n.text), { ids: notes.map((n) => n.id) });
+  await state.sync.addMany(notes.map((n) => n.text), { ids: notes.map((n) => n.id) });
   notes.forEach((n) => { n.sketched = true; state.sketchIds.set(n.id, n.id); });
   await state.notesDb.put(notes);
 }
@@ -202,7 +214,7 @@ function removeNote(id) {
       if (state.notes.has(id)) await state.notesDb.delete(id);
       state.notes.delete(id);
       if (state.sketchIds.has(id)) {
-        await state.store.delete(state.sketchIds.get(id));
+        await state.sync.delete([state.sketchIds.get(id)]);
         state.sketchIds.delete(id);
       }
       say("Deleted.");
@@ -219,6 +231,7 @@ async function importFile(file) {
       const bytes = new Uint8Array(await file.arrayBuffer());
       const stored = await state.store.importSketchFile(bytes);
       stored.forEach((id) => state.sketchIds.set(String(id), id));
+      await state.sync.recordPut(stored.map(String)); // queued for the server like any edit
       const ids = stored.map(String);
       const mapped = ids.filter((id) => state.notes.has(id)).length;
       say(`Imported ${fmt(ids.length)} sketches from ${file.name} (${fmt(bytes.length)} bytes): ` +
@@ -243,6 +256,54 @@ async function exportFile() {
 async function refreshResults() {
   if ($("search").value.trim()) await runSearch();
   else render();
+}
+
+// ---------------------------------------------------------------- sync
+function showSyncState(s) {
+  const el = $("sync-status");
+  el.dataset.status = s.status;
+  el.dataset.pending = String(s.pending);
+  el.textContent = state.sync?.token
+    ? `Sync: ${syncStatusText(s)}`
+    : `Sync: no server token: changes stay in this browser${s.pending ? ` (${fmt(s.pending)} queued)` : ""}.`;
+  el.classList.toggle("error", s.status === "error");
+}
+
+/** Sketches pulled from the server: refresh the id list; a note deleted elsewhere loses its text. */
+function onRemoteChange({ removed }) {
+  return serialized(async () => {
+    for (const id of removed) {
+      if (state.notes.has(id)) {
+        await state.notesDb.delete(id);
+        state.notes.delete(id);
+      }
+    }
+    state.sketchIds = new Map((await state.store.ids()).map((id) => [String(id), id]));
+    await refreshResults();
+  });
+}
+
+/** (Re)open the sync client with `token` (may be empty: edits are queued, nothing is sent). */
+async function openSync(token) {
+  state.sync?.close();
+  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME, autoSync: Boolean(token) });
+  sync.addEventListener("state", (e) => showSyncState(e.detail));
+  sync.addEventListener("change", (e) => onRemoteChange(e.detail));
+  state.sync = sync;
+  showSyncState(sync.state);
+  if (token && navigator.onLine) sync.syncNow().catch(() => {}); // the status line shows the outcome
+}
+
+function syncNow() {
+  if (!state.sync.token) return say("Enter the server token first (clark-hash serve prints it).", "error");
+  return state.sync.syncNow().catch(() => {}); // shown on the status line
+}
+
+function setToken(token) {
+  token = token.trim();
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+  return serialized(() => openSync(token)); // never swap clients in the middle of a write
 }
 
 // ---------------------------------------------------------------- start-up
@@ -319,16 +380,20 @@ async function main() {
     `(Pyodide ${info.pyodideVersion}, ${state.store.config.sketch_dim}×${state.store.config.bits} bits, config ${state.store.config.fingerprint})`;
   (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
   render();
+  $("sync-token").value = localStorage.getItem(TOKEN_KEY) ?? "";
+  await openSync($("sync-token").value.trim());
 
   state.embedder = await embedderReady;
   await serialized(reconcile);
   say(`Ready: ${fmt(state.notes.size)} notes.`);
-  for (const id of ["search", "add-note", "import-file", "export"]) $(id).disabled = false;
+  for (const id of ["search", "add-note", "import-file", "export", "sync-token", "sync-now"]) $(id).disabled = false;
   $("search").addEventListener("input", scheduleSearch);
   $("add-note").addEventListener("click", addNote);
   $("new-note").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) addNote(); });
   $("import-file").addEventListener("change", (ev) => { if (ev.target.files[0]) importFile(ev.target.files[0]); });
   $("export").addEventListener("click", exportFile);
+  $("sync-token").addEventListener("change", (ev) => setToken(ev.target.value));
+  $("sync-now").addEventListener("click", syncNow);
   render();
   document.body.dataset.ready = "true";
 }

@@ -5,7 +5,7 @@
 // so the Pyodide runtime, the wheels, onnxruntime-web and the model are all
 // there before the first reload, whatever the page has fetched so far.
 // Activate: drop caches of older versions, take control of open pages.
-// Fetch (same-origin GET only):
+// Fetch (same-origin GET only; the sync API under /api/ is never cached):
 //   - build-info.json: network first; when it differs from the cached copy
 //     (the site was rebuilt), every listed file is fetched and cached again,
 //     so the next load is consistent (cache-first files included);
@@ -85,6 +85,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (request.method !== "GET" || url.origin !== self.location.origin) return;
   const path = url.pathname;
+  if (path.startsWith("/api/")) return; // sync pulls (clark-hash serve) must reach the server
   if (path.endsWith("/" + INFO)) {
     event.respondWith((async () => {
       try {

@@ -13,11 +13,12 @@
  */
 
 import * as idb from "./idb-store.js";
+import { prefilterRows } from "./prefilter-scan.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser_bridge (PyProxy)
 let bootInfo = null;
-const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy}
+const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, scan: scan cache or null}
 let nextHandle = 1;
 
 // JS null becomes pyodide.ffi.jsnull in Python, not None: pass undefined for "absent".
@@ -217,7 +218,7 @@ async function open({ name, config, backend }) {
       await idb.writeMeta(db, meta);
     }
     const handle = nextHandle++;
-    stores.set(handle, { name, db, meta, py: store, refs: 1 });
+    stores.set(handle, { name, db, meta, py: store, refs: 1, scan: null });
     return {
       handle, name,
       backend: store.codec.backend,
@@ -248,7 +249,61 @@ async function write(s, plan) {
     s.py.abort(p.token);
     throw e;
   }
-  return toJs(s.py.commit(p.token));
+  const result = toJs(s.py.commit(p.token));
+  s.scan = null;   // the stored rows changed: the JS scan refetches them at the next search
+  return result;
+}
+
+// -- search: JS prefilter scan + exact ranking in Python -------------------------------
+// Stores above prefilterMinRows rows are searched in two steps (see
+// prefilter-scan.js): Python plans, JS scans every code, Python ranks the few
+// candidates exactly. Smaller stores are searched by Python alone.
+let prefilterMinRows = 2000;
+
+/**
+ * The store's codes as the JS scan reads them, fetched from Python after
+ * open and after every committed write (lazily, at the next search).
+ * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null}}
+ */
+function scanData(s) {
+  if (s.scan) return s.scan;
+  const r = toJs(s.py.scan_data());
+  const codeBytes = s.py.config.code_bytes;
+  const norms = r.normCodes ? r.normCodes.slice() : null;
+  let decoded = s.decoded || null;
+  if (norms && !decoded) {
+    const d = toJs(s.py.decoded_norms()).slice();
+    decoded = s.decoded = new Float64Array(d.buffer);
+  }
+  s.scan = {
+    n: r.count, codeBytes, codes: r.codes,
+    normCodes: norms ? new Uint16Array(norms.buffer, 0, r.count) : null, decoded,
+  };
+  return s.scan;
+}
+
+/** Top-k of one query: {ids, scores: ArrayBuffer, sketchMs, searchMs, scan: {...}}. */
+function search(s, query, k) {
+  const t0 = performance.now();
+  const plan = toJs(s.py.prefilter(query, k, prefilterMinRows));
+  if (plan.direct) {
+    return { ids: plan.ids, scores: idb.exactBuffer(plan.scores.slice()), sketchMs: plan.sketchMs,
+             searchMs: plan.searchMs, scan: { mode: "python" } };
+  }
+  const t1 = performance.now();
+  const data = scanData(s);
+  if (data.n !== plan.count) throw fail("WorkerError", `scan data has ${data.n} rows, the index ${plan.count}`);
+  const t2 = performance.now();
+  const rows = prefilterRows(plan, data.codes, data.codeBytes, data.n, data.normCodes, data.decoded, k);
+  const t3 = performance.now();
+  const r = toJs(s.py.rank(new Uint8Array(rows.buffer), k));
+  const t4 = performance.now();
+  return {
+    ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),
+    sketchMs: plan.sketchMs, searchMs: t4 - t0 - plan.sketchMs,
+    scan: { mode: "js-prefilter", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
+            fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3 },
+  };
 }
 
 function bytesArg(x) {
@@ -273,10 +328,14 @@ const OPS = {
     const s = storeOf(handle);
     return write(s, s.py.plan_import(bytesArg(bytes)));
   },
-  /** {handle, query: ArrayBuffer (d float32), k} -> {ids, scores: ArrayBuffer, sketchMs, searchMs} */
+  /** {handle, query: ArrayBuffer (d float32), k} -> {ids, scores: ArrayBuffer, sketchMs, searchMs, scan} */
   async search({ handle, query, k }) {
-    const r = toJs(storeOf(handle).py.search(bytesArg(query), k));
-    return { ...r, scores: idb.exactBuffer(r.scores.slice()) };
+    return search(storeOf(handle), bytesArg(query), k);
+  },
+  /** Test/benchmark hook: stores above `rows` rows use the JS prefilter (default 2000; 0 = always). */
+  async setPrefilterMinRows({ rows }) {
+    prefilterMinRows = rows;
+    return true;
   },
   async count({ handle }) {
     return storeOf(handle).py.index.__len__();
