@@ -287,7 +287,7 @@ function onRemoteChange({ removed }) {
 async function openSync(token) {
   state.sync?.close();
   const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME, autoSync: Boolean(token) });
-  sync.addEventListener("state", (e) => showSyncState(e.detail));
+  sync.addEventListener("state", (e) => { if (state.sync === sync) showSyncState(e.detail); }); // not a closed one
   sync.addEventListener("change", (e) => onRemoteChange(e.detail));
   state.sync = sync;
   showSyncState(sync.state);
