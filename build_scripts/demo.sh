@@ -7,7 +7,8 @@
 # 2. build_scripts/build_site.py   builds site/ (numpy backend in the browser when
 #                                  CLARK_HASH_PYODIDE_NUMPY names a Pyodide numpy wheel)
 # 3. clark-hash serve              serves site/ and the sync API from one origin,
-#                                  data (token + SQLite store) in .cache/serve-data/
+#                                  data (token + SQLite store) in .cache/serve-data/;
+#                                  its first start prints the sync token once
 #
 # Environment: CLARK_HASH_DEMO_HOST (default 127.0.0.1), CLARK_HASH_DEMO_SERVE_PORT
 # (default 8765; keep it pinned: the browser keeps notes per origin),
@@ -25,16 +26,11 @@ if [ "${CLARK_HASH_DEMO_SKIP_SETUP:-0}" != "1" ]; then
 fi
 .venv/bin/python build_scripts/build_site.py --out site
 
-mkdir -p "$DATA"
-if [ ! -s "$DATA/token" ]; then  # create the token now, so that it can be printed every time
-  .venv/bin/python -c "import sys; from clark_hash_web.sync_server import load_or_create_token as f; f(sys.argv[1])" "$DATA"
-fi
 echo
 echo "=============================================================="
 echo " Clark Hash notes demo:  http://$HOST:$PORT/"
-echo " Sync token (paste it in the page's Sync panel):"
-echo "   $(cat "$DATA/token")"
-echo " Data: $DATA    Stop: Ctrl+C"
+echo " The sync token is printed once, by the server's first start;"
+echo " it is kept (mode 0600) in $DATA/token.   Stop: Ctrl+C"
 echo "=============================================================="
 echo
 exec .venv/bin/clark-hash serve --site site --data "$DATA" --host "$HOST" --port "$PORT"
