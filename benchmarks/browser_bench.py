@@ -12,7 +12,9 @@ the same N deterministic vectors (a counter hash both Python and JS compute):
 
 - native numpy: encode rate; top-10 FlatIndex search over N stored codes;
 - browser, per backend: encode rate (worker, Python); top-10 search over N
-  stored sketches (time inside the worker and as seen by the page);
+  stored sketches (time inside the worker and as seen by the page; above
+  2,000 rows the worker's JS prefilter scan picks candidates and Python
+  ranks them exactly: static/prefilter-scan.js, with a per-step breakdown);
 - a plain-JS dense float32 cosine scan (top 10) over the same N vectors in
   the page, the way EntityDB / Orama scan: the anchor;
 - page start to first search: cold (fresh profile: empty HTTP cache and
@@ -114,11 +116,14 @@ IMPORT_JS = """async ({file}) => {
 }"""
 
 SEARCH_JS = """async ({n, d, qstart, nq}) => {
+  // the worker's search op directly (what store.search calls), to see its scan breakdown
   const out = [];
   for (let j = 0; j < nq; j++) {
     const q = hashVectors(qstart + j, 1, d);
-    const r = await store.search(q, 10);
-    out.push({ids: r.ids, searchMs: r.timings.searchMs + r.timings.sketchMs, totalMs: r.timings.totalMs});
+    const t = performance.now();
+    const r = await rt.call("search", {handle: store.handle, query: q.buffer, k: 10}, [q.buffer]);
+    out.push({ids: r.ids, searchMs: r.searchMs + r.sketchMs, sketchMs: r.sketchMs, totalMs: performance.now() - t,
+              scan: r.scan});
   }
   return out;
 }"""
@@ -221,6 +226,13 @@ def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, 
     res["search_top10_ms_page"] = statistics.median(g["totalMs"] for g in got)
     res["scan_codes_per_s"] = n / (res["search_top10_ms_in_worker"] / 1000)
     res["same_top10_as_native"] = [g["ids"] for g in got] == native_results
+    res["search_mode"] = got[0]["scan"]["mode"]
+    if res["search_mode"] == "js-prefilter":
+        res["search_breakdown_median_ms"] = {
+            "sketch": statistics.median(g["sketchMs"] for g in got),
+            **{part: statistics.median(g["scan"][f"{part}Ms"] for g in got)
+               for part in ("plan", "fetch", "scan", "rank")}}
+        res["search_candidates_median"] = statistics.median(g["scan"]["candidates"] for g in got)
     ctx.close()
     # warm: same profile, second visit, N sketches in IndexedDB
     ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,

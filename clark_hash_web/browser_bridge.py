@@ -355,7 +355,8 @@ class BrowserStore:
         searched here directly: the result is ``{"direct": True, ids, scores,
         sketchMs, searchMs}`` as :meth:`search` returns it. Otherwise the
         sketched query is kept for :meth:`rank` and the result is the scan
-        plan (see :func:`_scan_plan`) plus ``direct: False`` and ``sketchMs``.
+        plan (:meth:`FlatIndex.prefilter_plan`) plus ``direct: False``, ``k`` (an int,
+        ``1 <= k < count``) and ``sketchMs``.
         """
         t0 = time.perf_counter()
         q = self.codec.sketch_query(as_bytes(query))
@@ -367,9 +368,9 @@ class BrowserStore:
             ids, scores = self.index.search_prepared(q, k)
             return {"direct": True, "ids": list(ids), "scores": scores.tobytes(),
                     "sketchMs": (t1 - t0) * 1000.0, "searchMs": (time.perf_counter() - t1) * 1000.0}
-        plan = _scan_plan(self.index, q)
+        plan = self.index.prefilter_plan(q)
         self._query = q
-        plan.update(direct=False, sketchMs=(t1 - t0) * 1000.0,
+        plan.update(direct=False, k=k, sketchMs=(t1 - t0) * 1000.0,
                     planMs=(time.perf_counter() - t1) * 1000.0)
         return plan
 
@@ -436,30 +437,6 @@ class BrowserStore:
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
                 "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
                 "recordBytes": payload, "recordBytesPerSketch": (payload / n) if n else None}
-
-
-def _scan_plan(index: FlatIndex, q) -> dict:
-    """The JS scan's plan (static/prefilter-scan.js) for one query sketch.
-
-    Like :meth:`FlatIndex.prefilter_plan` but without the lookup tables: the
-    worker builds them from ``values`` (float32 LE bytes) and ``step`` with
-    the operations of :func:`fast_scan.byte_tables` (bit-identical; building
-    them here costs ~10 ms under Pyodide, in JS ~0.1 ms). ``const`` and
-    ``errAcc`` use the formulas of :func:`fast_scan.byte_tables` and
-    :func:`fast_scan.accumulator_error_bound`, restated here because
-    ``fast_scan`` imports numpy at module level and the numpy-free runtime
-    has none.
-    """
-    cfg = index.config
-    values = [float(v) for v in q.values]
-    packed = array("f", values)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    pairs = (cfg.code_bytes + 1) // 2
-    err = sum(abs(v) for v in values) * float(cfg.clip) * 2.0**-24 * (2 * cfg.sketch_dim + 4 * pairs + 32)
-    return {"values": packed.tobytes(), "bits": cfg.bits, "step": 2.0 * float(cfg.clip) / cfg.levels,
-            "const": -float(cfg.clip) * sum(values), "errAcc": err, "m": cfg.sketch_dim,
-            "queryNorm": float(q.norm), "dot": cfg.metric == "dot", "count": len(index)}
 
 
 def open_store(config_bytes, backend, records, next_auto=0) -> tuple:

@@ -25,8 +25,6 @@ norm add three roundings (relative ``4u`` with margin).
 
 from __future__ import annotations
 
-import numpy as np
-
 U = 2.0**-24
 CHUNK = 1 << 15
 
@@ -36,6 +34,16 @@ def accumulator_error_bound(query_values, config) -> float:
     s = sum(abs(float(v)) for v in query_values) * float(config.clip)
     pairs = (config.code_bytes + 1) // 2
     return s * U * (2 * config.sketch_dim + 4 * pairs + 32)
+
+
+def level_step(config) -> float:
+    """Weight of one level step, ``2c / L`` (bit t of a level weighs ``step * 2**t``)."""
+    return 2.0 * float(config.clip) / config.levels
+
+
+def const_term(query_values, config) -> float:
+    """The score constant ``-c * sum(q)`` (every level's ``-c`` part)."""
+    return -float(config.clip) * sum(float(v) for v in query_values)
 
 
 def byte_tables(query_values, config) -> tuple:
@@ -50,7 +58,7 @@ def byte_tables(query_values, config) -> tuple:
     from array import array
 
     b, m, cb = config.bits, config.sketch_dim, config.code_bytes
-    step = 2.0 * float(config.clip) / config.levels
+    step = level_step(config)
     weights = [0.0] * (cb * 8)
     for pos in range(m * b):
         weights[pos] = float(query_values[pos // b]) * step * float(1 << (pos % b))
@@ -62,16 +70,17 @@ def byte_tables(query_values, config) -> tuple:
             low = v & -v
             row[v] = row[v ^ low] + w[low.bit_length() - 1]
         tables.extend(row)
-    const = -float(config.clip) * sum(float(v) for v in query_values)
-    return tables, const
+    return tables, const_term(query_values, config)
 
 
 def pair_tables(query_values, config) -> tuple:
     """16-bit lookup tables (P, 65536) float32 and the constant term."""
+    import numpy as np
+
     q = np.asarray(query_values, dtype=np.float64)
     b, m, cb = config.bits, config.sketch_dim, config.code_bytes
     pairs = (cb + 1) // 2
-    step = 2.0 * float(config.clip) / config.levels
+    step = level_step(config)
     nbits = pairs * 16
     weights = np.zeros(nbits, dtype=np.float64)
     bitpos = np.arange(m * b)
@@ -80,8 +89,7 @@ def pair_tables(query_values, config) -> tuple:
     byte_tables = (weights.reshape(pairs * 2, 8) @ bitvals.T).astype(np.float32)  # (2P, 256)
     tables = np.empty((pairs, 256, 256), dtype=np.float32)
     np.add(byte_tables[0::2, None, :], byte_tables[1::2, :, None], out=tables)
-    const = -float(config.clip) * q.sum()
-    return tables.reshape(pairs, 65536), np.float32(const)
+    return tables.reshape(pairs, 65536), np.float32(const_term(query_values, config))
 
 
 def approximate_accumulators(planes, count, tables, const):
@@ -89,6 +97,8 @@ def approximate_accumulators(planes, count, tables, const):
 
     ``planes`` is (P, capacity) uint16: pair p of row i is ``planes[p, i]``.
     """
+    import numpy as np
+
     out = np.empty(count, dtype=np.float32)
     for start in range(0, count, CHUNK):
         stop = min(start + CHUNK, count)
@@ -101,19 +111,26 @@ def approximate_accumulators(planes, count, tables, const):
 
 def candidate_rows(approx_acc, query_values, query_norm, config, k, decoded_norms=None):
     """Rows that may belong to the exact top ``k`` (ascending row order)."""
+    import numpy as np
+
     n = len(approx_acc)
     if k >= n:
         return np.arange(n)
     err_acc = accumulator_error_bound(query_values, config)
+    if decoded_norms is None:
+        # Cosine: score = acc / m is monotone in acc, so select in accumulator
+        # units with one bound for all rows (|acc| <= amax); a superset of
+        # the per-row selection below, in float32 and without float64 copies.
+        amax = max(float(approx_acc.max()), -float(approx_acc.min()))
+        bound = 1.5 * (err_acc + amax * 4 * U + config.sketch_dim * 1e-45)
+        kth = float(np.partition(approx_acc, n - k)[n - k])
+        return np.flatnonzero(approx_acc >= np.float32(kth - 2 * bound - abs(kth) * U))
+    # Dot: every row has its own scale (query norm x decoded norm).
     a = approx_acc.astype(np.float64)
     m = float(config.sketch_dim)
-    if decoded_norms is None:
-        approx, err = a / m, err_acc / m + np.abs(a / m) * 4 * U + 1e-45
-    else:
-        scale = float(query_norm) * decoded_norms.astype(np.float64)
-        approx = a / m * scale
-        err = (err_acc / m) * scale + np.abs(approx) * 4 * U + 1e-45
-    err = err * 1.5
+    scale = float(query_norm) * decoded_norms.astype(np.float64)
+    approx = a / m * scale
+    err = 1.5 * ((err_acc / m) * scale + np.abs(approx) * 4 * U + 1e-45)
     lower = approx - err
     tau = np.partition(lower, n - k)[n - k]
     return np.flatnonzero(approx + err >= tau)

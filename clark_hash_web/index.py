@@ -226,7 +226,7 @@ class FlatIndex:
         k = min(k, n)
         if self.codec.backend == "numpy":
             return self._search_numpy(query, k)
-        scores = self.codec._impl.score(query.values, query.norm, bytes(self._codes), n,
+        scores = self.codec._impl.score(query.values, query.norm, self._codes, n,
                                         self._norms if self.config.metric == "dot" else None)
         bits = array("I", scores.tobytes())
         order = heapq.nsmallest(k, range(n), key=lambda r: (-_total_order_key(bits[r]), r))
@@ -273,7 +273,7 @@ class FlatIndex:
             key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
             order = np.lexsort((cand, -key))[:k]
             return [self._ids[r] for r in cand[order].tolist()], scores[order]
-        scores = self.codec._impl.score(query.values, query.norm, bytes(self._codes), self._count,
+        scores = self.codec._impl.score(query.values, query.norm, self._codes, self._count,
                                         self._norms if self.config.metric == "dot" else None,
                                         rows=rows)
         bits = array("I", scores.tobytes())
@@ -284,19 +284,27 @@ class FlatIndex:
     def prefilter_plan(self, query: QuerySketch) -> dict:
         """What an external scan needs to select exact-search candidates.
 
-        Returns ``tables`` (float32 bytes, ``code_bytes * 256``, see
-        :func:`fast_scan.byte_tables`), ``const``, ``errAcc`` (the
-        accumulator error bound), ``m``, ``queryNorm`` and ``dot``. A row's
-        approximate score is ``acc / m`` (times ``queryNorm * decoded_norm``
-        in dot mode) and its error bound ``1.5 * (errAcc / m * scale +
-        4 * 2**-24 * |approx| + 1e-45)``; keep rows whose upper bound reaches
-        the k-th largest lower bound, then call :meth:`rank_rows`.
+        Returns ``values`` (the query sketch, float32 LE bytes), ``bits``,
+        ``step`` and ``const``, from which the scanner builds the per-byte
+        lookup tables exactly as :func:`fast_scan.byte_tables` does;
+        ``errAcc`` (the accumulator error bound), ``m``, ``queryNorm``,
+        ``dot`` and ``count``. A row's approximate score is ``acc / m``
+        (times ``queryNorm * decoded_norm`` in dot mode) and its error bound
+        ``1.5 * (errAcc / m * scale + 4 * 2**-24 * |approx| + 1e-45)``; keep
+        rows whose upper bound reaches the k-th largest lower bound, then call
+        :meth:`rank_rows`. Pure Python: the browser's numpy-free runtime uses it.
         """
+        import sys
+
         from . import fast_scan
 
         query = self.codec._as_query(query)
-        tables, const = fast_scan.byte_tables(query.values, self.config)
-        return {"tables": tables.tobytes(), "const": const,
-                "errAcc": fast_scan.accumulator_error_bound(query.values, self.config),
-                "m": self.config.sketch_dim, "queryNorm": query.norm,
-                "dot": self.config.metric == "dot", "count": self._count}
+        values = [float(v) for v in query.values]
+        packed = array("f", values)
+        if sys.byteorder != "little":
+            packed.byteswap()
+        cfg = self.config
+        return {"values": packed.tobytes(), "bits": cfg.bits, "step": fast_scan.level_step(cfg),
+                "const": fast_scan.const_term(values, cfg),
+                "errAcc": fast_scan.accumulator_error_bound(values, cfg), "m": cfg.sketch_dim,
+                "queryNorm": query.norm, "dot": cfg.metric == "dot", "count": self._count}

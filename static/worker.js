@@ -18,7 +18,7 @@ import { prefilterRows } from "./prefilter-scan.js";
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser_bridge (PyProxy)
 let bootInfo = null;
-const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, scan: scan cache or null}
+const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, scan: scanData() cache or null, decoded}
 let nextHandle = 1;
 
 // JS null becomes pyodide.ffi.jsnull in Python, not None: pass undefined for "absent".
@@ -294,9 +294,9 @@ function search(s, query, k) {
   const data = scanData(s);
   if (data.n !== plan.count) throw fail("WorkerError", `scan data has ${data.n} rows, the index ${plan.count}`);
   const t2 = performance.now();
-  const rows = prefilterRows(plan, data.codes, data.codeBytes, data.n, data.normCodes, data.decoded, k);
+  const rows = prefilterRows(plan, data.codes, data.codeBytes, data.n, data.normCodes, data.decoded, plan.k);
   const t3 = performance.now();
-  const r = toJs(s.py.rank(new Uint8Array(rows.buffer), k));
+  const r = toJs(s.py.rank(new Uint8Array(rows.buffer), plan.k));
   const t4 = performance.now();
   return {
     ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),

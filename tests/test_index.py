@@ -121,12 +121,16 @@ def _external_prefilter(index, plan, codes, norm_codes, decoded, k):
     """What the browser's JavaScript scan does, written in float64 Python."""
     import struct
 
+    from clark_hash_web import fast_scan
+
     cb = index.config.code_bytes
-    tables = struct.unpack(f"<{cb * 256}f", plan["tables"])
+    values = struct.unpack(f"<{len(plan['values']) // 4}f", plan["values"])
+    tables, const = fast_scan.byte_tables(values, index.config)
+    assert const == plan["const"]
     n, m = plan["count"], plan["m"]
     lower, upper = [], []
     for i in range(n):
-        acc = plan["const"]
+        acc = const
         for j in range(cb):
             acc += tables[j * 256 + codes[i * cb + j]]
         scale = plan["queryNorm"] * decoded[norm_codes[i]] if plan["dot"] else 1.0
