@@ -40,7 +40,7 @@ from array import array
 
 from .codec import ClarkHash, EncodedBatch
 from .config import ClarkHashConfig
-from .errors import ConfigMismatchError, DuplicateIdError, InvalidInputError
+from .errors import ConfigMismatchError, InvalidInputError
 from .index import FlatIndex
 
 #: Rows per block record (48 KiB of codes with the default config).
@@ -216,17 +216,7 @@ class BrowserStore:
                 raise InvalidInputError(f"id at batch position {pos} must be an int or a str, got {i!r}")
             if isinstance(i, int) and abs(i) > MAX_SAFE_INT:
                 raise InvalidInputError(f"int id {i} at batch position {pos} is not a safe JS integer")
-        kinds = {type(i) for i in ids} | {type(i) for i in self.index.ids[:1]}
-        if len(kinds) > 1:
-            raise InvalidInputError("ids of one store must all be int or all be str")
-        seen = set()
-        for pos, i in enumerate(ids):
-            if i in self.block_of:
-                raise DuplicateIdError(f"id {i!r} (batch position {pos}) is already in the store")
-            if i in seen:
-                raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
-            seen.add(i)
-        return ids
+        return self.index.check_new_ids(ids, n)
 
     # -- write plans -----------------------------------------------------------
     def _plan(self, kind, puts, deletes, apply, next_auto) -> dict:

@@ -72,6 +72,14 @@ class FlatIndex:
     def __contains__(self, id_):
         return id_ in self._ids
 
+    def check_new_ids(self, ids, count: int) -> list:
+        """Validate ids for ``count`` new rows without adding anything.
+
+        Raises InvalidInputError (wrong count, type, or a mix of int and str)
+        or DuplicateIdError (already stored, or repeated in ``ids``).
+        """
+        return self._ids.check_new(ids, count)
+
     # -- adding -------------------------------------------------------------------
     def add(self, vectors, ids=None, errors="raise") -> list:
         """Encode and store vectors; returns the ids of the stored rows.
