@@ -335,7 +335,9 @@ class ClarkHash(Codec):
     def encode_vector(self, vector) -> bytes:
         """Encode one vector (d,); returns its packed code (plus 2 norm-code
         bytes, little-endian, in dot mode) as ``storage_bytes_per_vector`` bytes."""
-        enc = self.encode([vector] if not hasattr(vector, "ndim") else vector.reshape(1, -1))
+        enc = self.encode(vector)
+        if len(enc) != 1:
+            raise InvalidInputError(f"encode_vector takes one vector, got {len(enc)} rows")
         return enc.codes_bytes() + (enc.norm_codes_bytes() or b"")
 
     # -- query --------------------------------------------------------------------
