@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.server
 
 import numpy as np
 
@@ -10,6 +11,22 @@ from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
 from clark_hash_web import sketch_file
 
 BOOT_TIMEOUT_MS = 120_000
+
+
+class SiteHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the built site quietly, with module/wasm MIME types and no caching."""
+
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".mjs": "text/javascript", ".js": "text/javascript",
+                      ".wasm": "application/wasm", ".json": "application/json",
+                      ".whl": "application/zip", ".onnx": "application/octet-stream"}
+
+    def log_message(self, *args):
+        pass
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
 
 
 def boot_harness(page, base_url, numpy=False):

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_helpers import boot_harness  # noqa: E402
+from browser_helpers import SiteHandler, boot_harness  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CLARK_HASH_CHROMIUM", "/usr/bin/chromium")
@@ -89,23 +89,9 @@ def site_dir(tmp_path_factory, numpy_wheel):
     return out
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".mjs": "text/javascript", ".js": "text/javascript",
-                      ".wasm": "application/wasm", ".json": "application/json",
-                      ".whl": "application/zip", ".onnx": "application/octet-stream"}
-
-    def log_message(self, *args):
-        pass
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
-
 @pytest.fixture(scope="session")
 def base_url(site_dir):
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    handler = functools.partial(SiteHandler, directory=str(site_dir))
     server = None
     # The port stays fixed for the whole session (IndexedDB is per origin, and the
     # persistence tests reopen the same profile); when another test session holds
@@ -178,3 +164,20 @@ def launch_persistent(playwright_):
 @pytest.fixture
 def harness(base_url):
     return functools.partial(boot_harness, base_url=base_url)
+
+
+@pytest.fixture(scope="module", params=["python", "numpy"])
+def runtime_page(request, browser, base_url, numpy_wheel):
+    """A page with a booted runtime: numpy-free for "python", numpy loaded for "numpy"."""
+    backend = request.param
+    if backend == "numpy" and not numpy_wheel:
+        pytest.skip("BROWSER NUMPY BACKEND: SKIPPED (set CLARK_HASH_PYODIDE_NUMPY=<Pyodide numpy "
+                    "wheel, distribution folder or base URL>)")
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    info = boot_harness(page, base_url, numpy=(backend == "numpy"))
+    assert info["backend"] == backend, info
+    print(f"\nbrowser runtime: backend={info['backend']} Pyodide {info['pyodideVersion']} "
+          f"Python {info['pythonVersion']} boot {info['bootMs']:.0f} ms")
+    yield backend, page
+    ctx.close()

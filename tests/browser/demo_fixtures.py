@@ -20,24 +20,14 @@ import threading
 
 import pytest
 
+from browser_helpers import SiteHandler
+
 DEMO_PORT = int(os.environ.get("CLARK_HASH_DEMO_PORT", "8766"))
 #: The demo boots Pyodide, loads a 90 MB model and embeds the starter notes.
 READY_TIMEOUT_MS = 240_000
 
 
-class _SwitchableHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".mjs": "text/javascript", ".js": "text/javascript",
-                      ".wasm": "application/wasm", ".json": "application/json",
-                      ".whl": "application/zip", ".onnx": "application/octet-stream"}
-
-    def log_message(self, *args):
-        pass
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-cache")
-        super().end_headers()
-
+class _SwitchableHandler(SiteHandler):
     def do_GET(self):  # noqa: N802 (http.server naming)
         if self.server.down:
             self.server.requests_while_down.append(self.path)

@@ -18,7 +18,7 @@ from clark_hash_web import ClarkHash, ClarkHashConfig, InvalidVectorError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from shared_cases import config_of, conformance_files, f32_hex_rows, load_case  # noqa: E402
 
-from browser_helpers import FILL_AND_READ_JS, boot_harness, config_js, desktop, f32_rows, unb64  # noqa: E402
+from browser_helpers import FILL_AND_READ_JS, config_js, desktop, f32_rows, unb64  # noqa: E402
 
 CASES = conformance_files()
 # (bits, sketch_dim, hashes_per_input, metric): every bit width, both metrics.
@@ -27,23 +27,6 @@ RANDOM_CONFIGS = [(1, 128, 4, "cosine"), (2, 96, 4, "cosine"), (3, 64, 2, "cosin
                   (7, 40, 4, "cosine"), (8, 48, 1, "cosine"),
                   (1, 64, 4, "dot"), (4, 96, 4, "dot"), (6, 50, 7, "dot"), (8, 32, 4, "dot")]
 RANDOM_ROWS = 1000
-
-
-@pytest.fixture(scope="module", params=["python", "numpy"])
-def runtime_page(request, browser, base_url, numpy_wheel):
-    """A page with a booted runtime: numpy-free for "python", numpy loaded for "numpy"."""
-    backend = request.param
-    if backend == "numpy" and not numpy_wheel:
-        pytest.skip("BROWSER NUMPY BACKEND: SKIPPED (set CLARK_HASH_PYODIDE_NUMPY=<Pyodide numpy "
-                    "wheel, distribution folder or base URL>)")
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    info = boot_harness(page, base_url, numpy=(backend == "numpy"))
-    assert info["backend"] == backend, info
-    print(f"\nbrowser runtime: backend={info['backend']} Pyodide {info['pyodideVersion']} "
-          f"Python {info['pythonVersion']} boot {info['bootMs']:.0f} ms")
-    yield backend, page
-    ctx.close()
 
 
 def run_parity(runtime_page, name, cfg, rows, ids, queries, k, batch=400):

@@ -19,7 +19,7 @@ import pytest
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_helpers import b64, boot_harness, config_js, f32_rows, unb64  # noqa: E402
+from browser_helpers import b64, config_js, f32_rows, unb64  # noqa: E402
 
 N = 600
 D = 64
@@ -57,21 +57,6 @@ async ({name, config, backend, rows, n, queries, nq, ks, drop}) => {
   return {backend: s.backend, before, after};
 }
 """
-
-
-@pytest.fixture(scope="module", params=["python", "numpy"])
-def runtime_page(request, browser, base_url, numpy_wheel):
-    backend = request.param
-    if backend == "numpy" and not numpy_wheel:
-        pytest.skip("BROWSER NUMPY BACKEND: SKIPPED (set CLARK_HASH_PYODIDE_NUMPY=<Pyodide numpy "
-                    "wheel, distribution folder or base URL>)")
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    info = boot_harness(page, base_url, numpy=(backend == "numpy"))
-    assert info["backend"] == backend, info
-    print(f"\nbrowser runtime (prefilter tests): backend={info['backend']}")
-    yield backend, page
-    ctx.close()
 
 
 def tie_heavy_rows(metric, seed):
