@@ -11,11 +11,13 @@ site runs the numpy-free backend, and this script says so.
 
 Site layout (relative to ``--out``)::
 
-    build-info.json          backend, versions, wheel paths, every served file
+    build-info.json          backend, versions, wheel paths and sha256, every served file
     index.html, sw.js, ...   the demo/ folder's files (root, so a service worker covers the site)
     static/                  the runtime (static/ of this repo)
-    pyodide/                 Pyodide core from node_modules/pyodide (+ micropip, + numpy wheel)
-    wheels/                  the clark_hash_web wheel (pure Python)
+    pyodide/                 Pyodide core from node_modules/pyodide (+ micropip, + numpy wheel);
+                             python_stdlib.zip gets a .pyc beside each .py (compile_bytecode.mjs)
+    wheels/                  the clark_hash_web wheel (pure Python) and its bytecode zip
+                             (__pycache__/*.pyc, unpacked beside the wheel's files)
     vendor/onnxruntime-web/  onnxruntime-web dist, wasm flavour only
     vendor/tokenizers/       @lenml/tokenizers dist
     model/                   .cache/model/{model.onnx, tokenizer.json, tokenizer_config.json, ...}
@@ -27,6 +29,7 @@ so it never relies on pyodide-lock.json for them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -130,6 +133,36 @@ def numpy_source(pyodide_dir: Path):
     raise SystemExit(f"CLARK_HASH_PYODIDE_NUMPY={spec}: not a numpy .whl, a folder or an http(s) URL")
 
 
+def compile_bytecode(pyodide_dir: Path, *jobs) -> bool:
+    """Run build_scripts/compile_bytecode.mjs on (kind, input, output) jobs; False (and
+    a loud note) when Node cannot, so the site falls back to compiling at start-up."""
+    cmd = ["node", str(REPO / "build_scripts" / "compile_bytecode.mjs"), str(pyodide_dir)]
+    for job in jobs:
+        cmd += [str(x) for x in job]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not all(Path(job[2]).exists() for job in jobs):
+        note(f"BYTECODE: compiling failed, serving sources only (slower start):\n"
+             f"{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        return False
+    note(res.stdout.strip())
+    return True
+
+
+def bytecode_stdlib(pyodide_dir: Path) -> Path | None:
+    """Pyodide's python_stdlib.zip with a .pyc beside every .py, cached in
+    .cache/stdlib-pyc/ by the sha256 of the source zip (None when it cannot be made)."""
+    src = pyodide_dir / "python_stdlib.zip"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    cached = CACHE / "stdlib-pyc" / f"python_stdlib-{digest}.zip"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        if not compile_bytecode(pyodide_dir, ("stdlib", src, tmp)):
+            return None
+        tmp.replace(cached)
+    return cached
+
+
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.map", ".DS_Store"))
@@ -148,6 +181,11 @@ def build(out: Path) -> dict:
     (out / "pyodide").mkdir()
     for f in PYODIDE_FILES:
         shutil.copy2(pyodide_dir / f, out / "pyodide" / f)
+    stdlib = bytecode_stdlib(pyodide_dir)
+    if stdlib:
+        shutil.copy2(stdlib, out / "pyodide" / "python_stdlib.zip")
+    info["stdlibBytecode"] = stdlib is not None
+    info["stdlibSha256"] = hashlib.sha256((out / "pyodide" / "python_stdlib.zip").read_bytes()).hexdigest()
     mp = micropip_wheel()
     info["micropipWheel"] = None
     if mp:
@@ -172,6 +210,9 @@ def build(out: Path) -> dict:
     # our wheel
     wheel = build_wheel(out / "wheels")
     info["wheel"] = f"wheels/{wheel.name}"
+    info["wheelSha256"] = hashlib.sha256(wheel.read_bytes()).hexdigest()   # keys the worker's interpreter snapshot
+    pyc = wheel.with_name(wheel.name.replace("-py3-none-any.whl", "-bytecode.zip"))
+    info["wheelBytecode"] = f"wheels/{pyc.name}" if compile_bytecode(pyodide_dir, ("package", wheel, pyc)) else None
     note(f"wheel: {wheel.name}")
 
     # runtime and demo

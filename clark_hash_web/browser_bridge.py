@@ -53,6 +53,20 @@ MAX_SAFE_INT = 2**53 - 1
 PREFILTER_MIN_ROWS = 2000
 
 
+#: Modules the bridge imports lazily: preload() imports them before the
+#: worker's interpreter snapshot, so no later visit compiles them again.
+LAZY_MODULES = ("clark_hash_web.sketch_file", "clark_hash_web.norm_channel", "clark_hash_web.fast_scan",
+                "clark_hash_web.backends.python_backend")
+
+
+def preload() -> None:
+    """Import every module a browser session may need (see :data:`LAZY_MODULES`)."""
+    import importlib
+
+    for name in LAZY_MODULES:
+        importlib.import_module(name)
+
+
 def numpy_available() -> bool:
     try:
         import numpy  # noqa: F401
@@ -158,6 +172,27 @@ class BrowserStore:
         self._pending = {}
         self._token = 0
         self._query = None        # the QuerySketch between prefilter() and rank()
+        # pure-Python codec for single queries (see _sketch); kept if the store moves to numpy
+        self._sketcher = self.codec if self.codec.backend == "python" else None
+
+    def use_backend(self, backend: str) -> str:
+        """Move the in-memory index to another codec backend; returns its name.
+
+        The worker calls this when numpy finishes loading after a store was
+        opened on the pure-Python backend: the codes, ids and order stay the
+        same, and both backends give the same codes and score bits. Only
+        between operations (no write plan may be pending).
+        """
+        if self._pending:
+            raise InvalidInputError("use_backend() while a write is pending")
+        if backend == self.codec.backend:
+            return backend
+        codec = ClarkHash(self.config, backend=backend)
+        index = FlatIndex(codec)
+        if len(self.index):
+            index.add_encoded(self.index.encoded(), self.index.ids)
+        self.codec, self.index = codec, index
+        return codec.backend
 
     # -- loading --------------------------------------------------------------
     def load(self, records: list, next_auto: int = 0) -> float:
@@ -184,8 +219,7 @@ class BrowserStore:
                     f"IndexedDB block {key}: {n} rows, {len(bids)} ids and {len(bcodes)} code bytes "
                     f"do not fit code_bytes={cb}")
             self.blocks[key] = _Block(bids, bcodes, bnorms)
-            for i in bids:
-                self.block_of[i] = key
+            self.block_of.update(dict.fromkeys(bids, key))
             codes.append(bcodes)
             if bnorms is not None:
                 norms.append(bnorms)
@@ -198,9 +232,9 @@ class BrowserStore:
         return (time.perf_counter() - t0) * 1000.0
 
     def _bump_auto(self, ids):
-        for i in ids:
-            if isinstance(i, int) and i >= self.next_auto:
-                self.next_auto = i + 1
+        """Automatic ids continue after the largest int id (``ids``: checked, one kind)."""
+        if ids and not isinstance(ids[0], str):
+            self.next_auto = max(self.next_auto, max(ids) + 1)
 
     # -- ids ------------------------------------------------------------------
     def _check_ids(self, ids, n) -> list:
@@ -327,10 +361,26 @@ class BrowserStore:
         self._pending.pop(int(token), None)
 
     # -- reading ----------------------------------------------------------------
+    def _sketch(self, query):
+        """QuerySketch of one float32 query (raw LE bytes), always in pure Python.
+
+        Both backends give the same sketch bits and errors (the conformance
+        tests run on both), and for ONE vector the pure-Python backend is the
+        faster one under Pyodide: numpy pays a fixed cost per call in wasm
+        (about 0.9 ms against 0.5 ms for 384 -> 96 in Chromium). A numpy
+        index converts the sketch's values when it scores
+        (``ClarkHash._as_query``). A store that started on the pure-Python
+        backend keeps that codec; one opened on numpy makes it at its first
+        query (a few ms, once).
+        """
+        if self._sketcher is None:
+            self._sketcher = ClarkHash(self.config, backend="python")
+        return self._sketcher.sketch_query(query)
+
     def search(self, query, k: int) -> dict:
         """Top-k for one float32 query (raw LE bytes): ids, score bytes and timings (ms)."""
         t0 = time.perf_counter()
-        q = self.codec.sketch_query(as_bytes(query))
+        q = self._sketch(as_bytes(query))
         t1 = time.perf_counter()
         ids, scores = self.index.search_prepared(q, int(k))
         t2 = time.perf_counter()
@@ -349,7 +399,7 @@ class BrowserStore:
         ``1 <= k < count``) and ``sketchMs``.
         """
         t0 = time.perf_counter()
-        q = self.codec.sketch_query(as_bytes(query))
+        q = self._sketch(as_bytes(query))
         t1 = time.perf_counter()
         k = int(k)
         n = len(self.index)
@@ -368,9 +418,11 @@ class BrowserStore:
         """Second step: exact top ``k`` among the candidate ``rows`` the JS scan kept.
 
         ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
-        row order). Returns ``{ids, scores}`` (scores: float32 LE bytes),
-        equal to a full :meth:`search` of the query given to :meth:`prefilter`.
+        row order). Returns ``{ids, scores, rankPyMs}`` (scores: float32 LE
+        bytes; rankPyMs: time spent here), equal to a full :meth:`search` of
+        the query given to :meth:`prefilter`.
         """
+        t0 = time.perf_counter()
         q, self._query = self._query, None
         if q is None:
             raise InvalidInputError("rank() needs a query planned by prefilter() first")
@@ -382,7 +434,8 @@ class BrowserStore:
         if sys.byteorder != "little":
             cand.byteswap()
         ids, scores = self.index.rank_rows(q, cand, int(k))
-        return {"ids": list(ids), "scores": scores.tobytes()}
+        return {"ids": list(ids), "scores": scores.tobytes(),
+                "rankPyMs": (time.perf_counter() - t0) * 1000.0}
 
     def scan_data(self) -> dict:
         """What the JS scan reads: codes (row-major bytes, FlatIndex row order),

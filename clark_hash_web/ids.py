@@ -33,16 +33,30 @@ class IdMap:
         return list(self._ids)
 
     def check_new(self, ids, count: int) -> list:
-        """Validate ``count`` new ids (or number them when ``ids`` is None); stores nothing."""
+        """Validate ``count`` new ids (or number them when ``ids`` is None); stores nothing.
+
+        The common case (valid ids) is checked with set operations; only a
+        batch that fails them is walked id by id, to name the bad one.
+        """
         if ids is None:
             return list(range(self._next_auto, self._next_auto + count))
         ids = list(ids)
         if len(ids) != count:
             raise InvalidInputError(f"{len(ids)} ids for {count} vectors")
+        kinds = set(map(type, ids)) | ({type(self._ids[0])} if self._ids else set())
+        if not (kinds <= {int, str} and len(kinds) <= 1 and len(set(ids)) == len(ids)
+                and self._row_of.keys().isdisjoint(ids)):
+            self._explain_bad_ids(ids)
+        return ids
+
+    def _explain_bad_ids(self, ids) -> None:
+        """Raise the error for the first bad id of ``ids`` (or return when they are fine)."""
         for i in ids:
             if isinstance(i, bool) or not isinstance(i, (int, str)):
                 raise InvalidInputError(f"ids must be int or str, got {i!r}")
-        kinds = {type(i) for i in ids} | ({type(self._ids[0])} if self._ids else set())
+        kinds = {str if isinstance(i, str) else int for i in ids}
+        if self._ids:
+            kinds.add(str if isinstance(self._ids[0], str) else int)
         if len(kinds) > 1:
             raise InvalidInputError("ids of one index must all be int or all be str")
         seen = set()
@@ -52,15 +66,15 @@ class IdMap:
             if i in seen:
                 raise DuplicateIdError(f"id {i!r} appears twice in the batch (position {pos})")
             seen.add(i)
-        return ids
 
     def append(self, ids) -> None:
         """Add ids (already checked with :meth:`check_new`) as the next rows."""
-        for i in ids:
-            self._row_of[i] = len(self._ids)
-            self._ids.append(i)
-            if isinstance(i, int) and i >= self._next_auto:
-                self._next_auto = i + 1
+        ids = list(ids)
+        start = len(self._ids)
+        self._row_of.update(zip(ids, range(start, start + len(ids))))
+        self._ids.extend(ids)
+        if ids and not isinstance(ids[0], str):   # checked: all ints or all strs
+            self._next_auto = max(self._next_auto, max(ids) + 1)
 
     def rows_to_keep(self, ids) -> list:
         """Rows that remain after deleting ``ids`` (KeyError naming unknown ids)."""

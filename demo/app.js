@@ -376,8 +376,12 @@ async function main() {
   const stats = await state.store.stats();
   state.codeBytes = stats.storageBytesPerVector ?? stats.codeBytes;
   state.denseBytes = stats.denseBytesPerVector;
-  backend.textContent = `Clark Hash on the ${state.store.backend} backend ` +
-    `(Pyodide ${info.pyodideVersion}, ${state.store.config.sketch_dim}×${state.store.config.bits} bits, config ${state.store.config.fingerprint})`;
+  const showBackend = () => {
+    backend.textContent = `Clark Hash on the ${state.store.backend} backend ` +
+      `(Pyodide ${info.pyodideVersion}, ${state.store.config.sketch_dim}×${state.store.config.bits} bits, config ${state.store.config.fingerprint})`;
+  };
+  showBackend();
+  state.store.runtime.addEventListener("backend", showBackend);   // numpy arrives after start-up
   (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
   render();
   $("sync-token").value = localStorage.getItem(TOKEN_KEY) ?? "";

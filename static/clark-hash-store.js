@@ -127,12 +127,17 @@ export class ClarkHashRuntime extends EventTarget {
   /**
    * @param {object} [opts]
    * @param {string|URL} [opts.siteURL]  site root (default: the parent of static/)
-   * @param {boolean} [opts.numpy=true]  load numpy when the site ships it
-   * @param {boolean} [opts.snapshot=false]  keep a ~30 MB memory snapshot of the
-   *        started interpreter in IndexedDB ("clark-hash-runtime") so later
-   *        visits skip Python's start-up (uses Pyodide's private snapshot API;
-   *        falls back to a normal start on any failure). `ready` reports
-   *        snapshot: "off" | "saved" | "restored" | "failed: ...".
+   * @param {boolean} [opts.numpy=true]  use numpy when the site ships it. It loads
+   *        after start-up, once the worker is idle (or at once for a store
+   *        opened with backend "numpy", or runtime.loadNumpy()); until then
+   *        stores run on the numpy-free backend, which writes the same bytes.
+   * @param {boolean} [opts.snapshot=false]  keep a memory snapshot of the started
+   *        interpreter (about 31 MB) in IndexedDB ("clark-hash-runtime"), so
+   *        later visits skip Python's start-up (Pyodide's private snapshot API;
+   *        keyed by the Pyodide build, stdlib and our wheel; any failure falls
+   *        back to a normal start; not saved when the origin is short of quota).
+   *        Saves about 0.2 s per warm start; see worker.js "start-up".
+   *        `ready` reports snapshot: "off" | "saving" | "restored" | "failed: ...".
    */
   constructor(opts = {}) {
     super();
@@ -143,8 +148,21 @@ export class ClarkHashRuntime extends EventTarget {
     this._pending = new Map();
     this.worker.onmessage = (ev) => this._onMessage(ev.data);
     this.worker.onerror = (ev) => this._failAll(new ClarkHashError("WorkerError", ev.message || "worker failed"));
-    /** @type {Promise<{backend:string, numpy:boolean, pyodideVersion:string, bootMs:number, snapshot:string}>} */
+    /**
+     * Resolves when Python is up. numpy: "off" (not shipped or not wanted) | "waiting" (loads when idle).
+     * @type {Promise<{backend:string, numpy:string, pyodideVersion:string, bootMs:number, snapshot:string}>}
+     */
     this.ready = this._call("boot", { siteURL: this.siteURL, numpy: opts.numpy !== false, snapshot: opts.snapshot === true });
+  }
+
+  /** Load numpy now instead of when idle; resolves to "ready", "off" or "failed: ...". */
+  async loadNumpy() {
+    return this.call("numpy");
+  }
+
+  /** Resolves to the interpreter snapshot's state once any background write ended ("saved", "restored", ...). */
+  async snapshotStatus() {
+    return this.call("snapshotStatus");
   }
 
   _onMessage({ id, ok, result, error, event, detail }) {
@@ -174,12 +192,16 @@ export class ClarkHashRuntime extends EventTarget {
   }
 
   /**
-   * Call a worker operation once booted (used by stores and tests).
+   * Call a worker operation (used by stores and tests); it runs once the worker has started.
    * Operations: see the `OPS` table in worker.js.
    */
   async call(op, args = {}, transfer = []) {
+    // sent at once: the worker queues it behind its start-up (and reads a store's
+    // IndexedDB records while Pyodide starts); a failed start rejects with its own error
+    const result = this._call(op, args, transfer);
+    result.catch(() => {});
     await this.ready;
-    return this._call(op, args, transfer);
+    return result;
   }
 
   /** Stop the worker (pending calls reject). */
@@ -205,7 +227,7 @@ export class ClarkHashStore {
     this.handle = handle;
     /** Store name (IndexedDB database "clark-hash:" + name). */
     this.name = info.name;
-    /** "numpy" or "python": the codec backend this store runs on. */
+    /** "numpy" or "python": the codec backend this store runs on now (an "auto" store moves to numpy when it loads). */
     this.backend = info.backend;
     /** The config as stored: plain fields plus `fingerprint` (16 hex chars). */
     this.config = info.config;
@@ -214,6 +236,10 @@ export class ClarkHashStore {
     /** Milliseconds spent loading IndexedDB into the in-memory index at open. */
     this.loadMs = info.loadMs;
     this.embedder = embedder ?? null;
+    // numpy arriving after open moves "auto" stores to it (same bytes)
+    runtime.addEventListener("backend", (ev) => {
+      if (ev.detail.store === this.name) this.backend = ev.detail.backend;
+    });
   }
 
   /**

@@ -1,9 +1,10 @@
 /**
  * worker.js: the Web Worker behind clark-hash-store.js.
  *
- * Boots Pyodide from the site's pyodide/ folder, loads the clark_hash_web
- * wheel (and the numpy wheel when build-info.json names one) by URL with
- * pyodide.loadPackage, then answers messages {id, op, args} with
+ * Boots Pyodide from the site's pyodide/ folder with the clark_hash_web wheel
+ * unpacked into site-packages (from an interpreter snapshot after the first
+ * visit; numpy, when build-info.json names a wheel, loads later: see
+ * "start-up" below), then answers messages {id, op, args} with
  * {id, ok: true, result} or {id, ok: false, error: {type, message, details}}.
  *
  * Python (clark_hash_web.browser_bridge) validates and encodes; this file
@@ -13,7 +14,7 @@
  */
 
 import * as idb from "./idb-store.js";
-import { prefilterRows } from "./prefilter-scan.js";
+import { PrefilterScanner } from "./prefilter-scan.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser_bridge (PyProxy)
@@ -66,12 +67,40 @@ function storeOf(handle) {
   return s;
 }
 
-// -- interpreter snapshots (opt-in: new ClarkHashRuntime({snapshot: true})) ------------
-// A memory snapshot of the freshly initialised interpreter (Pyodide's private
-// _makeSnapshot/_loadSnapshot), kept in IndexedDB "clark-hash-runtime", skips
-// Python's start-up on later visits. Packages are still loaded after it.
-// About 30 MB per origin. Any failure falls back to a normal start.
+// -- start-up ---------------------------------------------------------------------------
+// Pyodide boots from the site's pyodide/ folder; its python_stdlib.zip carries
+// a .pyc beside every .py (build_scripts/compile_bytecode.mjs), so Python does
+// not compile its ~190 start-up modules on every visit (the biggest part of a
+// start). Our wheel is fetched while Pyodide loads and unpacked straight into
+// site-packages (pyodide.unpackArchive: no lock file, no package resolution),
+// with its bytecode zip (__pycache__/*.pyc made by the same build step).
+//
+// Opt-in (new ClarkHashRuntime({snapshot: true})): after a cold start a memory
+// snapshot of the interpreter (Pyodide's _makeSnapshot/_loadSnapshot: the wasm
+// heap, about 31 MB) is written to the IndexedDB database "clark-hash-runtime"
+// in the background, and later starts restore it and unpack the wheel again
+// (the snapshot holds the heap, not the in-memory file system). Measured on 2
+// cores: warm start 0.7-0.8 s instead of 0.9-1.0 s, cold start about 0.3 s
+// slower (the write), 31 MB of the origin's quota. The snapshot is keyed by the
+// Pyodide version and the sha256 of the stdlib zip and of our wheel, so a new
+// build never restores an old interpreter; one that fails to restore is
+// deleted and the start falls back to a cold one; it is not saved when the
+// origin has less than SNAP_FREE_FACTOR times its size of quota left.
+//
+// numpy (when the site ships it and the page asked for it) is not part of the
+// start: it loads once the worker has been idle for NUMPY_IDLE_MS, or at once
+// when an operation needs it (a store opened with backend "numpy", the
+// "numpy" op). Stores opened with backend "auto" move to it when it is ready
+// (same codes and scores, faster batch encoding); the page gets a "backend"
+// event {store, backend}.
 const SNAP_DB = "clark-hash-runtime";
+const SNAP_KEY = "interpreter";
+const SNAP_LAYOUT = 2;          // bump when what the snapshot holds changes
+const SNAP_FREE_FACTOR = 4;
+const NUMPY_IDLE_MS = 100;
+
+let snapshotSave = null;        // Promise<string> of a background snapshot write
+let numpy = { state: "off", url: null, promise: null };   // state: off | waiting | loading | ready | failed: ...
 
 function snapDB() {
   const r = indexedDB.open(SNAP_DB, 1);
@@ -82,87 +111,203 @@ function snapDB() {
   });
 }
 
-async function snapGet(key) {
+/** Run one request against the snapshot store; resolves when its transaction completes. */
+async function snapRequest(mode, use) {
   const db = await snapDB();
   try {
-    const tx = db.transaction("snapshots", "readonly");
-    const r = tx.objectStore("snapshots").get(key);
-    return await new Promise((resolve, reject) => {
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-  } finally {
-    db.close();
-  }
-}
-
-async function snapPut(key, bytes) {
-  const db = await snapDB();
-  try {
-    const tx = db.transaction("snapshots", "readwrite");
-    tx.objectStore("snapshots").clear();
-    tx.objectStore("snapshots").put(bytes, key);
+    const tx = db.transaction("snapshots", mode);
+    const req = use(tx.objectStore("snapshots"));
     await new Promise((resolve, reject) => {
       tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
-      tx.onabort = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("snapshot transaction aborted"));
     });
+    return req.result;
   } finally {
     db.close();
   }
 }
 
-async function startPyodide(loadPyodide, indexURL, info, useSnapshot) {
-  if (!useSnapshot) return { py: await loadPyodide({ indexURL }), snapshot: "off" };
-  const key = `pyodide-${info.pyodide}-v1`;
+/**
+ * 32-bit checksum of the snapshot bytes (length included). Pyodide hangs on a
+ * damaged heap image instead of failing, so a record is checked before use.
+ */
+function snapshotChecksum(bytes) {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+  let h = bytes.byteLength >>> 0;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x9e3779b1) ^ (h >>> 15);
+  for (let i = words.length * 4; i < bytes.byteLength; i++) h = Math.imul(h ^ bytes[i], 0x9e3779b1);
+  return h >>> 0;
+}
+
+/** The stored snapshot record {key, sitePackages, bytes, checksum} when its key and checksum match, else null. */
+async function readSnapshot(key) {
   try {
-    const snap = await snapGet(key);
-    if (snap) return { py: await loadPyodide({ indexURL, _loadSnapshot: snap }), snapshot: "restored" };
+    const rec = await snapRequest("readonly", (os) => os.get(SNAP_KEY));
+    if (!rec || rec.key !== key || !(rec.bytes instanceof Uint8Array)) return null;
+    if (rec.bytes.byteLength % 4 || snapshotChecksum(rec.bytes) !== rec.checksum) {
+      await snapRequest("readwrite", (os) => os.delete(SNAP_KEY));
+      return null;
+    }
+    return rec;
   } catch (e) {
-    // unreadable or stale: start normally and replace it
-  }
-  const fresh = await loadPyodide({ indexURL, _makeSnapshot: true });
-  try {
-    const bytes = fresh.makeMemorySnapshot();
-    snapPut(key, bytes).catch(() => {});
-    return { py: fresh, snapshot: "saved" };
-  } catch (e) {
-    return { py: fresh, snapshot: `failed: ${e.message}` };
+    return null;   // no database or unreadable: start cold
   }
 }
 
-async function boot({ siteURL, numpy, snapshot }) {
+/** Write the snapshot unless the origin is short of quota; resolves to "saved" / "skipped: ..." / "failed: ...". */
+async function saveSnapshot(rec) {
+  try {
+    const est = navigator.storage && navigator.storage.estimate ? await navigator.storage.estimate() : null;
+    if (est && est.quota - est.usage < SNAP_FREE_FACTOR * rec.bytes.byteLength) {
+      return `skipped: ${Math.round((est.quota - est.usage) / 2 ** 20)} MiB of quota left`;
+    }
+    await snapRequest("readwrite", (os) => os.put(rec, SNAP_KEY));
+    return "saved";
+  } catch (e) {
+    return `failed: ${e && e.message ? e.message : e}`;
+  }
+}
+
+/**
+ * Start Python with our wheel (and its bytecode zip, when built) installed and
+ * the bridge imported. `rec` is the stored snapshot record matching `key` (or null).
+ * @returns {Promise<{py, snapshot: string}>} snapshot: "off" | "restored" | "saving" | "failed: ..."
+ */
+async function startPython(loadPyodide, indexURL, wheel, bytecode, key, useSnapshot, rec) {
+  const install = (p, sitePackages) => {
+    p.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+    if (bytecode) p.unpackArchive(bytecode, "zip", { extractDir: sitePackages });
+  };
+  if (useSnapshot) {
+    if (rec) {
+      try {
+        const p = await loadPyodide({ indexURL, _loadSnapshot: rec.bytes });
+        install(p, rec.sitePackages);
+        return { py: p, snapshot: "restored" };
+      } catch (e) {
+        await snapRequest("readwrite", (os) => os.delete(SNAP_KEY)).catch(() => {});
+      }
+    }
+  }
+  let sitePackages = null;
+  const p = await loadPyodide({
+    indexURL, _makeSnapshot: useSnapshot,
+    fsInit: async (FS, info) => { sitePackages = info.sitePackages; },
+  });
+  install(p, sitePackages);
+  if (!useSnapshot) return { py: p, snapshot: "off" };
+  p.pyimport("clark_hash_web.browser_bridge").preload();   // in the snapshot, so restores never import them
+  try {
+    const bytes = p.makeMemorySnapshot();
+    snapshotSave = saveSnapshot({ key, sitePackages, bytes, checksum: snapshotChecksum(bytes), created: Date.now() });
+    return { py: p, snapshot: "saving" };
+  } catch (e) {
+    return { py: p, snapshot: `failed: ${e.message}` };
+  }
+}
+
+async function boot({ siteURL, numpy: wantNumpy, snapshot }) {
   const t0 = performance.now();
-  const [info, { loadPyodide }] = await Promise.all([
-    fetch(new URL("build-info.json", siteURL)).then((r) => r.json()),
+  const get = (path) => fetch(new URL(path, siteURL)).then((r) => {
+    if (!r.ok) throw fail("WorkerError", `${path}: HTTP ${r.status}`);
+    return r;
+  });
+  const info = await get("build-info.json").then((r) => r.json());
+  const key = `pyodide ${info.pyodide}; stdlib ${info.stdlibSha256}; wheel ${info.wheelSha256}; layout ${SNAP_LAYOUT}`;
+  const useSnapshot = snapshot === true && !!info.wheelSha256;
+  const [{ loadPyodide }, wheel, bytecode, rec] = await Promise.all([
     import(new URL("pyodide/pyodide.mjs", siteURL).href),
+    get(info.wheel).then((r) => r.arrayBuffer()),
+    info.wheelBytecode ? get(info.wheelBytecode).then((r) => r.arrayBuffer()) : null,
+    useSnapshot ? readSnapshot(key) : null,
   ]);
   const t1 = performance.now();
-  const started = await startPyodide(loadPyodide, new URL("pyodide/", siteURL).href, info, snapshot === true);
+  const started = await startPython(loadPyodide, new URL("pyodide/", siteURL).href, wheel, bytecode, key,
+                                    useSnapshot, rec);
   py = started.py;
   const t2 = performance.now();
-  const wheels = [new URL(info.wheel, siteURL).href];
-  const useNumpy = numpy && info.numpyWheel;
-  if (useNumpy) wheels.unshift(new URL(info.numpyWheel, siteURL).href);
-  await py.loadPackage(wheels, { messageCallback: () => {} });
-  const t3 = performance.now();
   bridge = py.pyimport("clark_hash_web.browser_bridge");
-  const hasNumpy = bridge.numpy_available();
-  if (useNumpy && !hasNumpy) throw fail("WorkerError", `numpy wheel ${info.numpyWheel} was loaded but does not import`);
+  if (wantNumpy && info.numpyWheel) numpy = { state: "waiting", url: new URL(info.numpyWheel, siteURL).href, promise: null };
   bootInfo = {
-    backend: hasNumpy ? "numpy" : "python",
-    numpy: hasNumpy,
+    backend: "python",
+    numpy: numpy.state,
     pyodideVersion: py.version,
     pythonVersion: py.runPython("import sys; sys.version.split()[0]"),
     bootMs: performance.now() - t0,
     snapshot: started.snapshot,
-    phasesMs: { buildInfo: t1 - t0, loadPyodide: t2 - t1, loadWheels: t3 - t2, importPackage: performance.now() - t3 },
+    phasesMs: { fetch: t1 - t0, startPython: t2 - t1, bridge: performance.now() - t2 },
     buildInfo: info,
   };
   return bootInfo;
 }
 
+/** Load numpy (once); stores opened with backend "auto" move to it. Resolves to the numpy state. */
+function ensureNumpy() {
+  if (numpy.state === "off") return Promise.resolve("off");
+  if (!numpy.promise) {
+    numpy.state = "loading";
+    numpy.promise = (async () => {
+      try {
+        await py.loadPackage(numpy.url, { messageCallback: () => {} });
+        if (!bridge.numpy_available()) throw new Error(`${numpy.url} was loaded but numpy does not import`);
+        numpy.state = "ready";
+      } catch (e) {
+        numpy.state = `failed: ${e && e.message ? e.message : e}`;
+        console.warn(`clark-hash-web: numpy did not load, staying on the numpy-free backend (${numpy.state})`);
+        return numpy.state;
+      }
+      for (const s of stores.values()) {
+        if (s.backendOption !== "auto" || s.py.codec.backend === "numpy") continue;
+        s.py.use_backend("numpy");
+        self.postMessage({ event: "backend", detail: { store: s.name, backend: "numpy" } });
+      }
+      return numpy.state;
+    })();
+  }
+  return numpy.promise;
+}
+
+/** The numpy backend or a clear error (for operations that ask for it by name). */
+async function requireNumpy(where) {
+  const state = await ensureNumpy();
+  if (state !== "ready") {
+    throw fail("InvalidInputError", `${where}: backend "numpy" is not available in this runtime (numpy: ${state})`);
+  }
+}
+
+// A store opened while Pyodide is still starting has its IndexedDB records read
+// meanwhile (the open itself waits its turn in the queue).
+const prefetched = new Map();   // name -> Promise<{db, meta, records}>
+
+function prefetch(name) {
+  if (prefetched.has(name)) return;
+  const p = (async () => {
+    const db = await idb.openDB(name);
+    try {
+      const meta = await idb.readMeta(db);
+      const records = meta && meta.schema === idb.SCHEMA_VERSION ? await idb.readAllRecords(db) : null;
+      return { db, meta, records };
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  })();
+  p.catch(() => {});   // open() reads again when this failed
+  prefetched.set(name, p);
+}
+
 async function open({ name, config, backend }) {
+  backend = backend || "auto";
+  const pre = prefetched.get(name);
+  prefetched.delete(name);
+  const early = pre ? await pre.catch(() => null) : null;
+  try {
+    if (backend === "numpy") await requireNumpy(`open("${name}")`);
+  } catch (e) {
+    if (early) early.db.close();
+    throw e;
+  }
   for (const [handle, s] of stores) {
     // A store open twice in one worker shares one in-memory index (and handle).
     if (s.name !== name) continue;
@@ -175,16 +320,17 @@ async function open({ name, config, backend }) {
           `store "${name}" was created with config ${s.meta.fingerprint}; it cannot be opened with config ${fp}`);
       }
     }
-    if (backend && backend !== "auto" && backend !== s.py.codec.backend) {
+    if (backend !== "auto" && backend !== s.py.codec.backend) {
       throw fail("InvalidInputError", `store "${name}" is already open with the ${s.py.codec.backend} backend`);
     }
     s.refs += 1;
+    if (early) early.db.close();
     return { handle, name, backend: s.py.codec.backend, config: toJs(bridge.config_info(s.py.config)),
              count: s.py.index.__len__(), loadMs: 0 };
   }
-  const db = await idb.openDB(name);
+  const db = early ? early.db : await idb.openDB(name);
   try {
-    let meta = await idb.readMeta(db);
+    let meta = early ? early.meta : await idb.readMeta(db);
     if (meta && meta.schema !== idb.SCHEMA_VERSION) {
       throw fail("StorageError", `store "${name}" has IndexedDB schema ${meta.schema}; this runtime reads schema ${idb.SCHEMA_VERSION}`);
     }
@@ -202,14 +348,14 @@ async function open({ name, config, backend }) {
       throw fail("InvalidInputError", `store "${name}" does not exist: open() needs a config to create it`);
     }
     if (meta) cfgBytes = new Uint8Array(meta.configBytes);
-    const records = await idb.readAllRecords(db);
+    const records = early && early.records ? early.records : await idb.readAllRecords(db);
     const t0 = performance.now();
     const pyRecords = py.toPy(records.map((r) => ({
       key: r.key,
       block: { n: r.block.n, codes: new Uint8Array(r.block.codes), norms: r.block.norms ? new Uint8Array(r.block.norms) : undefined },
       ids: r.ids.kind === "int" ? { kind: "int", data: new Uint8Array(r.ids.data) } : r.ids,
     })));
-    const pair = bridge.open_store(cfgBytes, backend || "auto", pyRecords, meta ? meta.nextAuto || 0 : 0);
+    const pair = bridge.open_store(cfgBytes, backend, pyRecords, meta ? meta.nextAuto || 0 : 0);
     pyRecords.destroy();
     const store = pair.get(0);
     pair.destroy();
@@ -218,7 +364,10 @@ async function open({ name, config, backend }) {
       await idb.writeMeta(db, meta);
     }
     const handle = nextHandle++;
-    stores.set(handle, { name, db, meta, py: store, refs: 1, scan: null });
+    const entry = { name, db, meta, py: store, refs: 1, scan: null, backendOption: backend };
+    const count = store.index.__len__();
+    if (count > prefilterMinRows) scanDataFromRecords(entry, records, count);   // the JS scan will need it
+    stores.set(handle, entry);
     return {
       handle, name,
       backend: store.codec.backend,
@@ -262,22 +411,48 @@ let prefilterMinRows = 2000;
 
 /**
  * The store's codes as the JS scan reads them, fetched from Python after
- * open and after every committed write (lazily, at the next search).
- * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null}}
+ * open and after every committed write (lazily, at the next search), with
+ * the PrefilterScanner that scans them (it keeps its buffers between searches).
+ * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null, scanner: PrefilterScanner}}
  */
 function scanData(s) {
   if (s.scan) return s.scan;
   const r = toJs(s.py.scan_data());
+  return setScanData(s, r.codes, r.normCodes ? r.normCodes.slice() : null, r.count);
+}
+
+/**
+ * The scan data right after open, from the IndexedDB records just read (no
+ * copy out of Python): blocks in key order, rows in insertion order, which is
+ * the FlatIndex row order (BrowserStore.load sorts by the same keys).
+ */
+function scanDataFromRecords(s, records, count) {
   const codeBytes = s.py.config.code_bytes;
-  const norms = r.normCodes ? r.normCodes.slice() : null;
+  const codes = new Uint8Array(count * codeBytes);
+  const dot = records.length > 0 && !!records[0].block.norms;
+  const norms = dot ? new Uint8Array(count * 2) : null;
+  let row = 0;
+  for (const r of records) {
+    codes.set(new Uint8Array(r.block.codes), row * codeBytes);
+    if (dot) norms.set(new Uint8Array(r.block.norms), row * 2);
+    row += r.block.n;
+  }
+  if (row !== count) throw fail("WorkerError", `IndexedDB blocks hold ${row} rows, the index ${count}`);
+  return setScanData(s, codes, norms, count);
+}
+
+/** Keep `codes` (Uint8Array) and `norms` (Uint8Array of u16 LE, offset 0, or null) as the store's scan data. */
+function setScanData(s, codes, norms, count) {
+  const codeBytes = s.py.config.code_bytes;
   let decoded = s.decoded || null;
   if (norms && !decoded) {
     const d = toJs(s.py.decoded_norms()).slice();
     decoded = s.decoded = new Float64Array(d.buffer);
   }
+  const normCodes = norms ? new Uint16Array(norms.buffer, 0, count) : null;
   s.scan = {
-    n: r.count, codeBytes, codes: r.codes,
-    normCodes: norms ? new Uint16Array(norms.buffer, 0, r.count) : null, decoded,
+    n: count, codeBytes, codes, normCodes, decoded,
+    scanner: new PrefilterScanner(codes, codeBytes, count, normCodes, decoded),
   };
   return s.scan;
 }
@@ -294,7 +469,7 @@ function search(s, query, k) {
   const data = scanData(s);
   if (data.n !== plan.count) throw fail("WorkerError", `scan data has ${data.n} rows, the index ${plan.count}`);
   const t2 = performance.now();
-  const rows = prefilterRows(plan, data.codes, data.codeBytes, data.n, data.normCodes, data.decoded, plan.k);
+  const rows = data.scanner.rows(plan, plan.k);
   const t3 = performance.now();
   const r = toJs(s.py.rank(new Uint8Array(rows.buffer), plan.k));
   const t4 = performance.now();
@@ -302,7 +477,8 @@ function search(s, query, k) {
     ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),
     sketchMs: plan.sketchMs, searchMs: t4 - t0 - plan.sketchMs,
     scan: { mode: "js-prefilter", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
-            fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3 },
+            fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3,
+            planPyMs: plan.planMs, rankPyMs: r.rankPyMs },   // time inside Python (the rest: conversions)
   };
 }
 
@@ -377,6 +553,7 @@ const OPS = {
   },
   /** Stateless encode for parity checks: {config, backend, vectors: ArrayBuffer, n} -> {codes, normCodes, backend} */
   async encode({ config, backend, vectors, n }) {
+    if (backend === "numpy") await requireNumpy("encode");
     const r = toJs(bridge.encode_raw(py.toPy(config), backend || "auto", bytesArg(vectors), n));
     return { backend: r.backend, codes: idb.exactBuffer(r.codes.slice()), normCodes: r.normCodes ? idb.exactBuffer(r.normCodes.slice()) : null };
   },
@@ -385,6 +562,14 @@ const OPS = {
     failNextWrite = { name };
     return true;
   },
+  /** Load numpy now (instead of when idle); -> the numpy state: "ready", "off" or "failed: ...". */
+  async numpy() {
+    return ensureNumpy();
+  },
+  /** -> the interpreter snapshot's state, after any background write finished ("saved", "restored", ...). */
+  async snapshotStatus() {
+    return snapshotSave ? snapshotSave : bootInfo.snapshot;
+  },
   /** Run Python code (tests and benchmarks only); returns the JS-converted result. */
   async runPython({ code }) {
     return toJs(await py.runPythonAsync(code));
@@ -392,9 +577,28 @@ const OPS = {
 };
 
 // Messages are handled one at a time, in order, so writes never interleave.
+// When none is waiting for NUMPY_IDLE_MS, a pending numpy load takes its turn.
 let queue = Promise.resolve();
+let inFlight = 0;
+let idleSince = 0;
+
+function whenIdle() {
+  if (inFlight > 0 || numpy.state !== "waiting") return;
+  idleSince = performance.now();
+  const check = () => {
+    if (inFlight > 0 || numpy.state !== "waiting") return;
+    // a timer can fire late (the thread was busy): count from when the queue emptied
+    const left = NUMPY_IDLE_MS - (performance.now() - idleSince);
+    if (left > 0) setTimeout(check, left);
+    else queue = queue.then(() => ensureNumpy());
+  };
+  setTimeout(check, NUMPY_IDLE_MS);
+}
+
 self.onmessage = (ev) => {
   const { id, op, args } = ev.data;
+  inFlight += 1;
+  if (op === "open" && !py && args && typeof args.name === "string" && args.backend !== "numpy") prefetch(args.name);
   queue = queue.then(async () => {
     try {
       if (!OPS[op]) throw fail("InvalidInputError", `unknown operation ${op}`);
@@ -408,6 +612,9 @@ self.onmessage = (ev) => {
       self.postMessage({ id, ok: true, result }, transfer);
     } catch (e) {
       self.postMessage({ id, ok: false, error: describeError(e) });
+    } finally {
+      inFlight -= 1;
+      whenIdle();
     }
   });
 };

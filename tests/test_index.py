@@ -169,3 +169,79 @@ def test_prefilter_plan_and_rank_rows(backend, metric):
         assert np.asarray(scores, np.float32).tobytes() == np.asarray(exp_scores, np.float32).tobytes()
     with pytest.raises(InvalidInputError):
         idx.rank_rows(qs, [len(x)], 3)
+
+
+@pytest.mark.parametrize("bits,metric", [(1, "cosine"), (2, "dot"), (3, "cosine"), (4, "cosine"),
+                                         (4, "dot"), (5, "dot"), (8, "cosine")])
+def test_python_score_of_few_rows_matches_full_score(bits, metric):
+    """score(rows=...) with fewer rows than levels (the browser's rank path) == the full score."""
+    cfg = ClarkHashConfig(48, sketch_dim=37, bits=bits, metric=metric)
+    codec = ClarkHash(cfg, "python")
+    rng = np.random.default_rng(bits)
+    x = rng.standard_normal((60, 48)).astype(np.float32)
+    x[30:40] = x[0]                                   # exact duplicates: equal scores
+    x *= (2.0 ** rng.uniform(-3, 3, (len(x), 1))).astype(np.float32)
+    enc = codec.encode(x)
+    q = codec.sketch_query(rng.standard_normal(48).astype(np.float32))
+    full = np.asarray(codec.score(q, enc), dtype=np.float32)
+    impl = codec._impl
+    for rows in ([], [5], [59, 0, 31, 30], list(range(0, 60, 7)), [3] * 4,
+                 list(range(min(len(impl.t.deq) - 1, 60)))):
+        got = impl.score(q.values, q.norm, enc.codes_bytes(), len(enc), enc.norm_codes, rows=rows)
+        assert np.asarray(got, dtype=np.float32).tobytes() == full[rows].tobytes(), rows
+
+
+def test_rank_rows_python_and_numpy_agree_on_small_candidate_sets():
+    """rank_rows with a handful of candidates (near ties, k near the candidate count) on both backends."""
+    cfg = ClarkHashConfig(32, sketch_dim=24, bits=4)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((80, 32)).astype(np.float32)
+    x[40:50] = x[1] + rng.standard_normal((10, 32)).astype(np.float32) * np.float32(1e-6)
+    indexes = {}
+    for be in ("python", "numpy"):
+        indexes[be] = FlatIndex(ClarkHash(cfg, be))
+        indexes[be].add(x)
+    q = x[1]
+    for rows in ([1, 40, 41, 42], list(range(40, 50)) + [1], [7]):
+        for k in (1, len(rows) - 1, len(rows), len(rows) + 3):
+            if k < 1:
+                continue
+            got = {}
+            for be, idx in indexes.items():
+                ids, scores = idx.rank_rows(idx.codec.sketch_query(q), rows, k)
+                got[be] = (ids, np.asarray(scores, np.float32).tobytes())
+            assert got["python"] == got["numpy"], (rows, k)
+            codec = indexes["python"].codec
+            full = np.asarray(codec.score(codec.sketch_query(q), codec.encode(x)), dtype=np.float32)
+            cand = sorted(rows)   # ties rank by insertion order, whatever order rows came in
+            order, _ = brute_force(codec, codec.encode(x[cand]), codec.sketch_query(q), k)
+            assert got["python"][0] == [cand[j] for j in order]     # ids are row numbers here
+            assert got["python"][1] == full[[cand[j] for j in order]].tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 3, 256, 257])   # one np.add.accumulate up to SMALL_ROWS rows, a loop above
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_numpy_score_of_few_rows_matches_python(n, metric):
+    """Sequential float32 sums of the numpy backend == the python backend, signed zeros included."""
+    from clark_hash_web.backends.numpy_backend import NumpyBackend
+    from clark_hash_web.backends.python_backend import PythonBackend
+
+    cfg = ClarkHashConfig(16, sketch_dim=12, bits=4, metric=metric)
+    rng = np.random.default_rng(n)
+    codes = rng.integers(0, 256, (n, cfg.code_bytes), dtype=np.uint8)
+    codes[0] = 0xFF     # every level positive: with q = -0.0 every term is -0.0
+    norms = rng.integers(0, 65536, n).astype(np.uint16) if metric == "dot" else None
+    for q in (rng.standard_normal(12).astype(np.float32),
+              np.zeros(12, np.float32),                      # every term +-0.0: the sum must be +0.0
+              -np.zeros(12, np.float32),
+              np.array([0.0] * 6 + [1e-3] * 6, np.float32)):
+        want = PythonBackend(cfg).score(array_f(q), 1.5, codes.tobytes(), n,
+                                        None if norms is None else norms.tolist())
+        got = NumpyBackend(cfg).score(q, 1.5, codes, norms)
+        assert np.asarray(got, np.float32).tobytes() == np.asarray(want, np.float32).tobytes()
+
+
+def array_f(values):
+    from array import array
+
+    return array("f", [float(v) for v in values])

@@ -30,14 +30,23 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def boot_harness(page, base_url, numpy=False):
-    """Load static/harness.html and boot a runtime as window.rt; returns its boot info."""
+    """Load static/harness.html and boot a runtime as window.rt; returns its boot info.
+
+    With ``numpy`` the runtime also loads numpy before returning (it would
+    otherwise load once the worker is idle); ``backend`` is then "numpy".
+    """
     page.set_default_timeout(BOOT_TIMEOUT_MS)
     page.goto(base_url + "static/harness.html")
     page.wait_for_function("window.CH !== undefined")
     return page.evaluate(
         """async (numpy) => {
              window.rt = new CH.ClarkHashRuntime({numpy});
-             return await window.rt.ready;
+             const info = await window.rt.ready;
+             if (numpy) {
+               info.numpy = await window.rt.loadNumpy();
+               if (info.numpy === "ready") info.backend = "numpy";
+             }
+             return info;
            }""", numpy)
 
 

@@ -112,3 +112,34 @@ def test_config_from_js_accepts_what_config_info_gives():
     assert info["seed"] == str(0x5EEDCAFE12345678)
     assert bb.config_from_js(info) == cfg
     assert bb.config_from_js({"input_dim": 8, "seed": "0x5EEDCAFE12345678"}) == cfg
+
+
+def test_use_backend_moves_a_store_to_numpy_with_the_same_rows_and_results():
+    """What the worker does when numpy finishes loading after an "auto" store opened
+    on the pure-Python backend: same ids, codes, order and search results after,
+    and later writes and deletes behave as on a store that started on numpy."""
+    store, db = bb.BrowserStore(CFG.to_bytes(), "python"), FakeDB()
+    write(store, db, store.plan_add(rows(300, 4).tobytes(), 300))
+    write(store, db, store.plan_delete(list(range(0, 300, 7))))
+    q = rows(1, 5)[0].tobytes()
+
+    def found(s):
+        r = s.search(q, 25)
+        return r["ids"], r["scores"]
+
+    before = found(store), store.codes()
+    plan = store.plan_add(rows(5, 6).tobytes(), 5)
+    with pytest.raises(bb.InvalidInputError):   # never with a write in flight
+        store.use_backend("numpy")
+    store.abort(plan["token"])
+    assert store.use_backend("numpy") == "numpy" and store.codec.backend == "numpy"
+    assert store.index.backend == "numpy"
+    assert (found(store), store.codes()) == before
+    more = rows(40, 7)
+    write(store, db, store.plan_add(more.tobytes(), 40))
+    write(store, db, store.plan_delete([1, 2, 300]))
+    reference = db.load("numpy")
+    assert store.codes() == reference.codes()
+    assert found(store) == found(reference)
+    assert store.use_backend("python") == "python"
+    assert found(store) == found(reference)

@@ -243,3 +243,75 @@ def test_bridge_prefilter_and_rank_errors():
     assert got["scores"] == np.asarray(want_scores, dtype="<f4").tobytes()
     with pytest.raises(InvalidInputError, match="prefilter"):   # a plan serves one rank() only
         store.rank(np.arange(30, dtype="<u4").tobytes(), 5)
+
+
+SCANNER_JS = """async ({url, cases}) => {
+  const mod = await import(url);
+  const out = [];
+  for (const c of cases) {
+    const codes = CH.b64dec(c.codes);
+    const normCodes = c.normCodes ? new Uint16Array(CH.b64dec(c.normCodes).buffer) : null;
+    const decoded = c.decoded ? new Float64Array(CH.b64dec(c.decoded).buffer) : null;
+    const scanner = new mod.PrefilterScanner(codes, c.codeBytes, c.n, normCodes, decoded);
+    const got = [];
+    for (const p of c.plans) {
+      const plan = {...p, values: CH.b64dec(p.values)};
+      for (const k of c.ks) {
+        const reused = Array.from(scanner.rows(plan, k));   // the same scanner for every query and k
+        const fresh = Array.from(mod.prefilterRows(plan, codes, c.codeBytes, c.n, normCodes, decoded, k));
+        got.push({k, reused, fresh});
+      }
+    }
+    out.push(got);
+  }
+  return out;
+}"""
+
+
+# code bytes 48: the unrolled kernel; 44 / 40: word kernel with an odd / even word count;
+# 46: byte kernel. n around the scanner's block size (2048 rows).
+SCANNER_CASES = [(48, 2049, "cosine"), (44, 2047, "dot"), (40, 4100, "cosine"), (46, 2048, "dot"),
+                 (48, 300, "dot")]
+
+
+def test_scanner_kernels_keep_the_exact_top_k(runtime_page, base_url):
+    """PrefilterScanner.rows (buffers reused across queries) == prefilterRows, and rank_rows of
+    its candidates == the exact search, for every kernel, near block edges, with near ties."""
+    from clark_hash_web.norm_channel import decode_table
+
+    _, page = runtime_page
+    rng = np.random.default_rng(12)
+    cases, checks = [], []
+    for code_bytes, n, metric in SCANNER_CASES:
+        cfg = ClarkHashConfig(input_dim=D, sketch_dim=code_bytes, bits=8, metric=metric)
+        index = FlatIndex(ClarkHash(cfg, backend="numpy"))
+        rows = rng.standard_normal((n, D)).astype(np.float32)
+        rows[n // 2:n // 2 + 40] = rows[3]                          # exact ties across a block edge
+        rows[-30:] = rows[5] + rng.standard_normal((30, D)).astype(np.float32) * np.float32(1e-6)
+        if metric == "dot":
+            rows *= np.exp2(rng.integers(-2, 3, (n, 1))).astype(np.float32)
+        index.add(rows)
+        enc = index.encoded()
+        queries = [index.codec.sketch_query(q) for q in (rows[3], rows[5], rng.standard_normal(D))]
+        plans = [index.prefilter_plan(q) for q in queries]
+        ks = [1, 10, 41, n - 1, n]
+        cases.append({
+            "codes": b64(enc.codes_bytes()), "codeBytes": code_bytes, "n": n, "ks": ks,
+            "normCodes": b64(enc.norm_codes_bytes()) if metric == "dot" else None,
+            "decoded": b64(np.asarray(decode_table(), dtype="<f8").tobytes()) if metric == "dot" else None,
+            "plans": [{**p, "values": b64(p["values"])} for p in plans]})
+        checks.append((index, queries, ks))
+    got = page.evaluate(SCANNER_JS, {"url": base_url + "static/prefilter-scan.js", "cases": cases})
+    for (index, queries, ks), case_got in zip(checks, got):
+        results = iter(case_got)
+        for j, q in enumerate(queries):
+            for k in ks:
+                g = next(results)
+                where = f"code_bytes={index.config.code_bytes}, n={len(index)}, query {j}, k={k}"
+                assert g["k"] == k and g["reused"] == g["fresh"], where
+                cand = g["reused"]
+                assert cand == sorted(set(cand)) and len(cand) >= k, where
+                ids, scores = index.rank_rows(q, cand, k)
+                want_ids, want_scores = index.search_prepared(q, k)
+                assert ids == list(want_ids), where
+                assert np.asarray(scores, "<f4").tobytes() == np.asarray(want_scores, "<f4").tobytes(), where

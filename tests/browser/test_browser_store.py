@@ -254,28 +254,3 @@ def test_delete_import_export_round_trip(page, base_url, use_numpy):
     added = page.evaluate("async (b) => await store.importSketchFile(CH.b64dec(b))", b64(desk))
     assert added == [f"d{i}" for i in keep]
     assert unb64(page.evaluate("async () => CH.b64enc(await store.exportSketchFile())")) == desk
-
-
-def test_interpreter_snapshot_start_gives_the_same_bytes(launch_persistent, base_url, tmp_path):
-    """The opt-in snapshot start (ClarkHashRuntime({snapshot: true})): saved on the
-    first visit, restored on the next, and the codec writes the same bytes."""
-    profile = tmp_path / "snap-profile"
-    rows = vectors(200, 11)
-    boots = []
-    for visit in range(2):
-        ctx = launch_persistent(profile)
-        page = ctx.new_page()
-        page.goto(base_url + "static/harness.html")
-        page.wait_for_function("window.CH !== undefined")
-        got = page.evaluate("""async ({config, rows, n}) => {
-          window.rt = new CH.ClarkHashRuntime({numpy: false, snapshot: true});
-          const info = await rt.ready;
-          const enc = await rt.call("encode", {config, backend: "python",
-                                               vectors: CH.b64dec(rows).buffer, n});
-          if (info.snapshot === "saved") await new Promise((r) => setTimeout(r, 1500));
-          return {snapshot: info.snapshot, codes: CH.b64enc(new Uint8Array(enc.codes))};
-        }""", {"config": config_js(CFG), "rows": f32_rows(rows), "n": 200})
-        boots.append(got["snapshot"])
-        assert unb64(got["codes"]) == desktop_codes(rows)
-        ctx.close()
-    assert boots == ["saved", "restored"]

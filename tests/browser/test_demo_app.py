@@ -64,9 +64,11 @@ def test_demo_like_a_person_then_offline(demo_context, demo_server, site_dir, tm
     page.goto(demo_server.url)
     wait_ready(page)
 
-    backend = page.inner_text("#backend")
     info = json.loads((site_dir / "build-info.json").read_text())
-    assert f"on the {info['backend']} backend" in backend, backend
+    # numpy (when shipped) loads after start-up; the label follows when it is there
+    page.wait_for_function("(want) => document.getElementById('backend').textContent.includes(want)",
+                           arg=f"on the {info['backend']} backend", timeout=60_000)
+    backend = page.inner_text("#backend")
     print(f"\ndemo codec: {backend}\ndemo model: {page.inner_text('#model-status')}")
     assert "ready" in page.inner_text("#model-status")
     starter = page.locator("#notes > li").count()
