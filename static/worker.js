@@ -80,8 +80,8 @@ function storeOf(handle) {
 // heap, about 31 MB) is written to the IndexedDB database "clark-hash-runtime"
 // in the background, and later starts restore it and unpack the wheel again
 // (the snapshot holds the heap, not the in-memory file system). Measured on 2
-// cores: warm start 0.7-0.8 s instead of 0.9-1.0 s, cold start about 0.3 s
-// slower (the write), 31 MB of the origin's quota. The snapshot is keyed by the
+// cores with 100k stored sketches: warm start 0.9-1.2 s instead of 1.3-1.6 s,
+// 31 MB of the origin's quota, and the visit that writes it does more work. The snapshot is keyed by the
 // Pyodide version and the sha256 of the stdlib zip and of our wheel, so a new
 // build never restores an old interpreter; one that fails to restore is
 // deleted and the start falls back to a cold one; it is not saved when the

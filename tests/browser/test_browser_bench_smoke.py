@@ -1,0 +1,36 @@
+"""benchmarks/browser_bench.py still runs end to end (small N), and what it measures is right.
+
+Not a speed test: it checks that the benchmark's browser searches return the
+native top 10, that the start-up visits happened as described (numpy after
+start-up, snapshot saved then restored) and that the JSON has its fields.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_browser_bench_runs_and_finds_the_native_top10(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("browser_bench", REPO / "benchmarks" / "browser_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--n", "2500", "--python-encode-n", "40", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    backends = ["python"] + (["numpy"] if os.environ.get("CLARK_HASH_PYODIDE_NUMPY") else [])
+    for be in backends:
+        r = res[f"browser_{be}"]
+        assert r["same_top10_as_native"] is True and r["search_mode"] == "js-prefilter"
+        assert r["first_search_backend"] == "python" and r["search_backend"] == be
+        assert r["snapshot_save_visit"]["snapshot"] == "saved"
+        assert r["snapshot_restore_visit"]["snapshot"] == "restored"
+        assert len(r["search_warmup_ms"]) == bench.WARMUP
+        assert r["cold_start_to_first_search_ms"] > 0 and r["warm_start_to_first_search_ms"] > 0
+    assert res["ratios"] and res["js_dense_cosine_top10_ms"] > 0
+    if len(backends) == 1:
+        assert res["browser_numpy"].startswith("SKIPPED")
