@@ -136,7 +136,7 @@ export class ClarkHashRuntime extends EventTarget {
    *        later visits skip Python's start-up (Pyodide's private snapshot API;
    *        keyed by the Pyodide build, stdlib and our wheel; any failure falls
    *        back to a normal start; not saved when the origin is short of quota).
-   *        Saves about 0.2 s per warm start; see worker.js "start-up".
+   *        Saves about 0.3-0.4 s per warm start; see worker.js "start-up".
    *        `ready` reports snapshot: "off" | "saving" | "restored" | "failed: ...".
    */
   constructor(opts = {}) {
