@@ -221,14 +221,22 @@ def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, 
     numpy = backend == "numpy"
     res = {}
     profile = Path(tmp) / f"profile-{backend}"
+
+    def launch():
+        return pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
+                                                     args=CHROMIUM_ARGS, headless=True)
+
+    def first_search(ctx, snapshot):
+        """A new page of the harness in ``ctx``: runtime start to first search."""
+        page = ctx.new_page()
+        page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
+        page.goto(base + "static/harness.html")
+        page.wait_for_function("window.CH !== undefined")
+        return page, page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": snapshot})
+
     # cold: fresh profile, nothing cached, empty store
-    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
-                                                args=CHROMIUM_ARGS, headless=True)
-    page = ctx.new_page()
-    page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
-    page.goto(base + "static/harness.html")
-    page.wait_for_function("window.CH !== undefined")
-    cold = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": False})
+    ctx = launch()
+    page, cold = first_search(ctx, False)
     res["cold_start_to_first_search_ms"] = cold["firstSearchMs"]
     res["cold_boot_phases_ms"] = cold["phasesMs"]
     res["first_search_backend"] = cold["firstSearchBackend"]
@@ -265,13 +273,8 @@ def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, 
         res["search_candidates_median"] = statistics.median(g["scan"]["candidates"] for g in got)
     ctx.close()
     # warm: same profile, second visit, N sketches in IndexedDB
-    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM,
-                                                args=CHROMIUM_ARGS, headless=True)
-    page = ctx.new_page()
-    page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
-    page.goto(base + "static/harness.html")
-    page.wait_for_function("window.CH !== undefined")
-    warm = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": False})
+    ctx = launch()
+    page, warm = first_search(ctx, False)
     res["warm_start_to_first_search_ms"] = warm["firstSearchMs"]
     res["warm_boot_phases_ms"] = warm["phasesMs"]
     if numpy:
@@ -282,11 +285,7 @@ def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, 
     res["idb_estimate_bytes_per_sketch_after_reopen"] = (est - imp["before"]) / n
     # opt-in interpreter snapshot: one visit saves it, the next restores it
     for visit in ("save", "restore"):
-        page = ctx.new_page()
-        page.set_default_timeout(BOOT_TIMEOUT_MS * 5)
-        page.goto(base + "static/harness.html")
-        page.wait_for_function("window.CH !== undefined")
-        snap = page.evaluate(FIRST_SEARCH_JS, {"numpy": numpy, "qstart": n, "snapshot": True})
+        page, snap = first_search(ctx, True)
         assert snap["ids"] == native_results[0], "search after a snapshot start differs"
         res[f"snapshot_{visit}_visit"] = {"snapshot": snap["snapshot"],
                                           "start_to_first_search_ms": snap["firstSearchMs"],
@@ -294,8 +293,7 @@ def browser_backend(pw, base, backend, n, file_bytes, native_results, encode_n, 
         page.close()
         if visit == "save":   # (FIRST_SEARCH_JS waited for the background snapshot write)
             ctx.close()
-            ctx = pw.chromium.launch_persistent_context(
-                str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            ctx = launch()
     ctx.close()
     return res
 
