@@ -38,6 +38,7 @@ import sys
 import time
 from array import array
 
+from .backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
 from .codec import ClarkHash, EncodedBatch
 from .config import ClarkHashConfig
 from .errors import ConfigMismatchError, InvalidInputError
@@ -65,14 +66,6 @@ def preload() -> None:
 
     for name in LAZY_MODULES:
         importlib.import_module(name)
-
-
-def numpy_available() -> bool:
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 _DERIVED = ("fingerprint", "code_bytes", "storage_bytes_per_vector")

@@ -2,8 +2,8 @@
  * worker.js: the Web Worker behind clark-hash-store.js.
  *
  * Boots Pyodide from the site's pyodide/ folder with the clark_hash_web wheel
- * unpacked into site-packages (from an interpreter snapshot after the first
- * visit; numpy, when build-info.json names a wheel, loads later: see
+ * and its bytecode unpacked into site-packages (or from an opt-in interpreter
+ * snapshot; numpy, when build-info.json names a wheel, loads later: see
  * "start-up" below), then answers messages {id, op, args} with
  * {id, ok: true, result} or {id, ok: false, error: {type, message, details}}.
  *
@@ -410,8 +410,9 @@ async function write(s, plan) {
 let prefilterMinRows = 2000;
 
 /**
- * The store's codes as the JS scan reads them, fetched from Python after
- * open and after every committed write (lazily, at the next search), with
+ * The store's codes as the JS scan reads them: taken from the IndexedDB
+ * records at open (scanDataFromRecords), fetched from Python after every
+ * committed write (lazily, at the next search); with
  * the PrefilterScanner that scans them (it keeps its buffers between searches).
  * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null, scanner: PrefilterScanner}}
  */
