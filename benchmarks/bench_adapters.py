@@ -1,7 +1,7 @@
 """The package's binary codecs (sign bits, hyperplane LSH, ITQ) as benchmark methods.
 
 ``quality.py`` and ``throughput_compare.py`` import this module; it wraps
-``clark_hash_web.sign_bits``, ``hyperplane_lsh`` and ``itq`` (their real
+``clark_hash_web.codecs.sign_bits``, ``hyperplane_lsh`` and ``itq`` (their real
 encode / sketch_query / score / BinaryIndex.search paths, numpy backend) in
 the harness interface of :class:`quality.Method`. Importing it raises
 ImportError when those modules are absent, and the harness then says so.
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from clark_hash_web.binary_codes import BinaryIndex
-from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-from clark_hash_web.itq import ITQ, train_itq
-from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+from clark_hash_web.index.binary import BinaryIndex
+from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from clark_hash_web.codecs.itq import ITQ, train_itq
+from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
 
 import quality
 
 try:
-    from clark_hash_web.e8_codes import E8Codes, E8Config
+    from clark_hash_web.codecs.e8 import E8Codes, E8Config
 except ImportError:  # older checkouts without the E8 codec
     E8Codes = None
 
@@ -116,7 +116,7 @@ def package_two_stage(corpus, queries, exact_top, workdir, multiplier=10):
     from pathlib import Path
 
     from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
-    from clark_hash_web.two_stage import TwoStageIndex, VectorFile
+    from clark_hash_web.index.two_stage import TwoStageIndex, VectorFile
 
     d = corpus.shape[1]
     stage1 = {"clark_hash 96x4 h4 (FlatIndex)":

@@ -49,7 +49,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "build_scripts"))
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex, sketch_file  # noqa: E402
+from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex  # noqa: E402
+from clark_hash_web.formats import sketch_file
 
 CFG = ClarkHashConfig(input_dim=384)
 QUERIES = 15

@@ -64,7 +64,7 @@ def load_data(n_queries, seed=0):
 
 def bit_codec(dim, n_bits):
     """The package's hyperplane LSH codec (helper D1's) when present."""
-    from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+    from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 
     lsh = HyperplaneLSH(HyperplaneLSHConfig(input_dim=dim, n_bits=n_bits))
     return lsh, "HyperplaneLSH", lambda X: lsh.encode(X).codes_bytes(), \

@@ -15,18 +15,19 @@ candidates from vectors kept on disk (:class:`VectorFile`).
 """
 
 from .backends import available_backends
-from .binary_codes import BinaryIndex
-from .codec import ClarkHash, EncodedBatch, QuerySketch, SQuaJL
-from .config import ClarkHashConfig, SQuaJLConfig
-from .e8_codes import E8Codes, E8Config
+from .index.binary import BinaryIndex
+from .codecs.clark_hash import ClarkHash, QuerySketch, SQuaJL
+from .codecs.base import EncodedBatch
+from .codecs.clark_hash_config import ClarkHashConfig, SQuaJLConfig
+from .codecs.e8 import E8Codes, E8Config
 from .errors import (ClarkHashError, ConfigError, ConfigMismatchError, DimensionError,
                      DuplicateIdError, InvalidInputError, InvalidVectorError, SketchFileError,
                      SyncError)
-from .hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-from .index import FlatIndex
-from .itq import ITQ, ITQConfig, train_itq
-from .sign_bits import SignBits, SignBitsConfig
-from .two_stage import TwoStageIndex, VectorFile
+from .codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from .index.flat import FlatIndex
+from .codecs.itq import ITQ, ITQConfig, train_itq
+from .codecs.sign_bits import SignBits, SignBitsConfig
+from .index.two_stage import TwoStageIndex, VectorFile
 
 __version__ = "0.1.0"
 

@@ -30,12 +30,12 @@ import sys
 import time
 from array import array
 
-from . import sketch_file
+from .formats import sketch_file
 from .backends import numpy_available
-from .config import ClarkHashConfig
+from .codecs.clark_hash_config import ClarkHashConfig
 from .errors import (ClarkHashError, ConfigMismatchError, DimensionError, InvalidInputError,
                      InvalidVectorError)
-from .index import FlatIndex
+from .index.flat import FlatIndex
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
@@ -298,7 +298,7 @@ def _config_from_args(args, input_dim, base=None) -> ClarkHashConfig:
 
 
 def _run_encode(args) -> int:
-    from .codec import ClarkHash
+    from .codecs.clark_hash import ClarkHash
 
     if args.chunk_rows <= 0:
         raise InvalidInputError(f"--chunk-rows must be positive, got {args.chunk_rows}")
@@ -493,11 +493,11 @@ COMMANDS = {
     "info": ("describe a sketch file", _add_info, _run_info),
     "search": ("top-k search of query vectors in a sketch file", _add_search, _run_search),
     "serve": ("serve the demo site and the sync API",
-              *_elsewhere(".sync_server", "add_serve_arguments", "run_serve")),
+              *_elsewhere(".sync.server", "add_serve_arguments", "run_serve")),
     "push": ("push every row of a sketch file to a sync server",
-             *_elsewhere(".sync_client", "add_push_arguments", "run_push")),
+             *_elsewhere(".sync.client", "add_push_arguments", "run_push")),
     "pull": ("pull a sync collection into a sketch file",
-             *_elsewhere(".sync_client", "add_pull_arguments", "run_pull")),
+             *_elsewhere(".sync.client", "add_pull_arguments", "run_pull")),
 }
 
 

@@ -359,7 +359,7 @@ export class ClarkHashStore {
 
   /**
    * The whole store as a sketch file (.chs, the codec's format), written by
-   * Python's clark_hash_web.sketch_file: the same bytes the desktop writes.
+   * Python's clark_hash_web.formats.sketch_file: the same bytes the desktop writes.
    * @returns {Promise<Uint8Array>}
    */
   async exportSketchFile() {

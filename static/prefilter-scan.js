@@ -3,9 +3,9 @@
  *
  * Exact top-k search in the browser is two steps:
  *   1. Python sketches the query and returns a scan plan
- *      (clark_hash_web.browser_bridge.BrowserStore.prefilter): the query's
+ *      (clark_hash_web.browser.bridge.BrowserStore.prefilter): the query's
  *      float32 sketch values, the level step, the constant term and the
- *      accumulator error bound (clark_hash_web/fast_scan.py proves it);
+ *      accumulator error bound (clark_hash_web/index/fast_scan.py proves it);
  *      byteTables() below builds the per-byte lookup tables from them, with
  *      the same float64 operations as fast_scan.byte_tables (bit-identical;
  *      tests/browser/test_browser_prefilter.py checks it);
@@ -37,7 +37,7 @@ const BLOCK = 2048;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
- * Per-byte lookup tables, bit-identical to clark_hash_web.fast_scan.byte_tables.
+ * Per-byte lookup tables, bit-identical to clark_hash_web.index.fast_scan.byte_tables.
  *
  * tables[j * 256 + v] = float32(sum of the weights of the set bits of byte
  * value v in code byte j), weight of code bit pos = values[pos / bits] * step

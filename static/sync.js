@@ -19,7 +19,7 @@
  *
  * Ids: synced ids are strings (the server's rule); use string ids in a synced store.
  *
- * Convergence rule (same as the server, see clark_hash_web/sync_store.py):
+ * Convergence rule (same as the server, see clark_hash_web/sync/store.py):
  * every change carries (Lamport clock, device name); for each id the change
  * with the larger pair wins (clock first, then device name in code-point
  * order), deletes leave tombstones. Local edits take clock = largest clock
@@ -32,8 +32,8 @@
  *   items  key id (string) -> {clock, device, deleted, dirty}
  *          the version of every id this device knows; dirty = not yet pushed
  *
- * Wire format: the binary envelopes of clark_hash_web/sync_wire.py around
- * sketch files (clark_hash_web/sketch_file.py, ids kind 2); both are written
+ * Wire format: the binary envelopes of clark_hash_web/formats/sync_wire.py around
+ * sketch files (clark_hash_web/formats/sketch_file.py, ids kind 2); both are written
  * and checked here byte for byte like the Python side.
  */
 
@@ -190,7 +190,7 @@ export function parseSketchFile(u8, expect) {
   return { configBytes: u8.slice(40, 40 + C), fingerprint, codeBytes, n, codes, norms, ids };
 }
 
-/** A sync envelope (see clark_hash_web/sync_wire.py). */
+/** A sync envelope (see clark_hash_web/formats/sync_wire.py). */
 export function envelopeBytes(kind, meta, sketch) {
   const m = new TextEncoder().encode(JSON.stringify(meta));
   const head = new Uint8Array(24);

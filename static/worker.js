@@ -7,7 +7,7 @@
  * "start-up" below), then answers messages {id, op, args} with
  * {id, ok: true, result} or {id, ok: false, error: {type, message, details}}.
  *
- * Python (clark_hash_web.browser_bridge) validates and encodes; this file
+ * Python (clark_hash_web.browser.bridge) validates and encodes; this file
  * only moves bytes between Python and IndexedDB (idb-store.js). A write is
  * planned in Python, written in one transaction, and applied to the
  * in-memory index only after the transaction committed.
@@ -17,7 +17,7 @@ import * as idb from "./idb-store.js";
 import { PrefilterScanner } from "./prefilter-scan.js";
 
 let py = null;        // the Pyodide instance
-let bridge = null;    // clark_hash_web.browser_bridge (PyProxy)
+let bridge = null;    // clark_hash_web.browser.bridge (PyProxy)
 let bootInfo = null;
 const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, scan: scanData() cache or null, decoded}
 let nextHandle = 1;
@@ -197,7 +197,7 @@ async function startPython(loadPyodide, indexURL, wheel, bytecode, key, useSnaps
   });
   install(p, sitePackages);
   if (!useSnapshot) return { py: p, snapshot: "off" };
-  p.pyimport("clark_hash_web.browser_bridge").preload();   // in the snapshot, so restores never import them
+  p.pyimport("clark_hash_web.browser.bridge").preload();   // in the snapshot, so restores never import them
   try {
     const bytes = p.makeMemorySnapshot();
     snapshotSave = saveSnapshot({ key, sitePackages, bytes, checksum: snapshotChecksum(bytes), created: Date.now() });
@@ -227,7 +227,7 @@ async function boot({ siteURL, numpy: wantNumpy, snapshot }) {
                                     useSnapshot, rec);
   py = started.py;
   const t2 = performance.now();
-  bridge = py.pyimport("clark_hash_web.browser_bridge");
+  bridge = py.pyimport("clark_hash_web.browser.bridge");
   if (wantNumpy && info.numpyWheel) numpy = { state: "waiting", url: new URL(info.numpyWheel, siteURL).href, promise: null };
   bootInfo = {
     backend: "python",

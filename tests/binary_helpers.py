@@ -6,9 +6,9 @@ import functools
 
 import numpy as np
 
-from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-from clark_hash_web.itq import ITQ, train_itq
-from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from clark_hash_web.codecs.itq import ITQ, train_itq
+from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
 
 
 def clustered(n, d, clusters=20, spread=0.35, seed=0):

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 import numpy as np
 
 from clark_hash_web import ClarkHash, ClarkHashConfig
-from clark_hash_web.sync_client import SyncClient
-from clark_hash_web.sync_server import make_server
-from clark_hash_web.sync_wire import Put
+from clark_hash_web.sync.client import SyncClient
+from clark_hash_web.sync.server import make_server
+from clark_hash_web.formats.sync_wire import Put
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COSINE = ClarkHashConfig(input_dim=32)
@@ -44,8 +44,8 @@ def free_port() -> int:
 
 @contextmanager
 def server_process(data_dir, port, site_dir="", extra=()):
-    """``python -m clark_hash_web.sync_server`` as a subprocess; yields the Popen."""
-    cmd = [sys.executable, "-m", "clark_hash_web.sync_server", "--data", str(data_dir),
+    """``python -m clark_hash_web.sync.server`` as a subprocess; yields the Popen."""
+    cmd = [sys.executable, "-m", "clark_hash_web.sync.server", "--data", str(data_dir),
            "--site", str(site_dir), "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

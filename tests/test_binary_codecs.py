@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from binary_helpers import CODECS, clustered, make_codec
-from clark_hash_web import sketch_file
-from clark_hash_web.codec import EncodedBatch
+from clark_hash_web.formats import sketch_file
+from clark_hash_web.codecs.base import EncodedBatch
 from clark_hash_web.errors import (ConfigMismatchError, DimensionError, InvalidInputError,
                                    InvalidVectorError)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from binary_helpers import clustered, make_codec
-from clark_hash_web.binary_codes import BinaryIndex
+from clark_hash_web.index.binary import BinaryIndex
 from clark_hash_web.errors import ConfigMismatchError, DuplicateIdError, InvalidInputError
 
 

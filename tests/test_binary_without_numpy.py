@@ -10,19 +10,19 @@ import textwrap
 import numpy as np
 
 from binary_helpers import clustered
-from clark_hash_web.e8_codes import E8Codes, E8Config
-from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+from clark_hash_web.codecs.e8 import E8Codes, E8Config
+from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
 
 SCRIPT = textwrap.dedent("""
     import json, sys, tempfile, os
     sys.modules["numpy"] = None          # import numpy now raises ImportError
     from clark_hash_web.backends import available_backends
-    from clark_hash_web.binary_codes import BinaryIndex
-    from clark_hash_web.e8_codes import E8Codes, E8Config
-    from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-    from clark_hash_web.sign_bits import SignBits, SignBitsConfig
-    from clark_hash_web.two_stage import TwoStageIndex, VectorFile
+    from clark_hash_web.index.binary import BinaryIndex
+    from clark_hash_web.codecs.e8 import E8Codes, E8Config
+    from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+    from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
+    from clark_hash_web.index.two_stage import TwoStageIndex, VectorFile
     x = json.loads(sys.stdin.read())
     out = {"backends": available_backends()}
     for name, codec in [("lsh", HyperplaneLSH(HyperplaneLSHConfig(16, 24))),
@@ -46,7 +46,7 @@ def test_pure_python_without_numpy_gives_the_numpy_bytes():
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["backends"] == ["python"]
-    from clark_hash_web.binary_codes import BinaryIndex
+    from clark_hash_web.index.binary import BinaryIndex
 
     for name, codec in [("lsh", HyperplaneLSH(HyperplaneLSHConfig(16, 24), "numpy")),
                         ("sign", SignBits(SignBitsConfig(16, rotation="hadamard"), "numpy")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clark_hash_web import bitpack
+from clark_hash_web.codecs import bitpack
 
 
 def naive_popcount_distance(a: bytes, b: bytes) -> int:

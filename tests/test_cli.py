@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
-from clark_hash_web import sketch_file as sf
+from clark_hash_web.formats import sketch_file as sf
 from clark_hash_web.cli import VectorSource, f32_str, main, read_ids
 
 

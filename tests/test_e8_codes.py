@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from binary_helpers import clustered
-from clark_hash_web import sketch_file
-from clark_hash_web.binary_codes import BinaryIndex
-from clark_hash_web.e8_codes import ROOTS, E8Codes, E8Config
-from clark_hash_web.errors import ConfigError, ConfigMismatchError, InvalidInputError, SketchFileError
-from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+from clark_hash_web.formats import sketch_file
+from clark_hash_web.index.binary import BinaryIndex
+from clark_hash_web.codecs.e8 import ROOTS, E8Codes, E8Config
+from clark_hash_web.errors import (ConfigError, ConfigMismatchError, InvalidInputError,
+                                   SketchFileError)
+from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
 
 
 def test_roots_are_the_e8_roots():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from binary_helpers import clustered
-from clark_hash_web import exact_projection as xp
+from clark_hash_web.codecs import exact_projection as xp
 from clark_hash_web.errors import ConfigError
-from clark_hash_web.hashing import splitmix64
-from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from clark_hash_web.codecs.hashing import splitmix64
+from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 
 
 def test_config_bytes_round_trip_and_fingerprint():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from clark_hash_web import (ClarkHash, ClarkHashConfig, DuplicateIdError, EncodedBatch,
-                            FlatIndex, InvalidInputError)
+from clark_hash_web import (ClarkHash, ClarkHashConfig, DuplicateIdError, EncodedBatch, FlatIndex,
+                            InvalidInputError)
 
 
 def brute_force(codec, enc, q, k):
@@ -121,7 +121,7 @@ def _external_prefilter(index, plan, codes, norm_codes, decoded, k):
     """What the browser's JavaScript scan does, written in float64 Python."""
     import struct
 
-    from clark_hash_web import fast_scan
+    from clark_hash_web.index import fast_scan
 
     cb = index.config.code_bytes
     values = struct.unpack(f"<{len(plan['values']) // 4}f", plan["values"])
@@ -144,7 +144,7 @@ def _external_prefilter(index, plan, codes, norm_codes, decoded, k):
 
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 def test_prefilter_plan_and_rank_rows(backend, metric):
-    from clark_hash_web.norm_channel import decode_table
+    from clark_hash_web.codecs.norm_channel import decode_table
 
     cfg = ClarkHashConfig(32, sketch_dim=30, bits=3, metric=metric)
     codec = ClarkHash(cfg, backend)

@@ -13,7 +13,7 @@ pytest.importorskip("pyarrow")
 
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex  # noqa: E402
 from clark_hash_web.errors import ConfigMismatchError, InvalidInputError  # noqa: E402
-from clark_hash_web.integrations.clickhouse import SQL, ChdbClient, CodeTable, HttpClient  # noqa: E402
+from clark_hash_web.integrations.clickhouse import (SQL, ChdbClient, CodeTable, HttpClient)  # noqa: E402
 
 N, D = 1500, 32
 
@@ -160,8 +160,8 @@ def test_asymmetric_bit_rescoring(world):
 
 
 def test_binary_codec_of_the_package(client):
-    lsh_mod = pytest.importorskip("clark_hash_web.hyperplane_lsh")
-    from clark_hash_web.binary_codes import BinaryIndex
+    lsh_mod = pytest.importorskip("clark_hash_web.codecs.hyperplane_lsh")
+    from clark_hash_web.index.binary import BinaryIndex
 
     X = clustered(3, n=800)
     lsh = lsh_mod.HyperplaneLSH(lsh_mod.HyperplaneLSHConfig(input_dim=D, n_bits=128))

@@ -8,7 +8,8 @@ import pytest
 da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
-from clark_hash_web import ClarkHash, ClarkHashConfig, sketch_file  # noqa: E402
+from clark_hash_web import ClarkHash, ClarkHashConfig  # noqa: E402
+from clark_hash_web.formats import sketch_file
 from clark_hash_web.errors import DimensionError, InvalidVectorError  # noqa: E402
 from clark_hash_web.integrations import _partition, load_parts  # noqa: E402
 from clark_hash_web.integrations.dask_arrays import encode_array, write_sketch_files  # noqa: E402
@@ -26,7 +27,7 @@ def codecs():
     out = [ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=24, bits=4)),
            ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=20, bits=3, metric="dot"))]
     try:
-        from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+        from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 
         out.append(HyperplaneLSH(HyperplaneLSHConfig(input_dim=D, n_bits=128)))
     except ImportError:

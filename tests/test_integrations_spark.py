@@ -13,7 +13,8 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("pyspark needs a Java runtime (java not found)", allow_module_level=True)
 
 
-from clark_hash_web import ClarkHash, ClarkHashConfig, sketch_file  # noqa: E402
+from clark_hash_web import ClarkHash, ClarkHashConfig  # noqa: E402
+from clark_hash_web.formats import sketch_file
 from clark_hash_web.errors import InvalidInputError, InvalidVectorError  # noqa: E402
 from clark_hash_web.integrations import load_parts  # noqa: E402
 from clark_hash_web.integrations import spark as chs  # noqa: E402
@@ -63,7 +64,7 @@ def codecs():
     out = [ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=24)),
            ClarkHash(ClarkHashConfig(input_dim=D, sketch_dim=17, bits=5, metric="dot"))]
     try:
-        from clark_hash_web.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+        from clark_hash_web.codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 
         out.append(HyperplaneLSH(HyperplaneLSHConfig(input_dim=D, n_bits=96)))
     except ImportError:

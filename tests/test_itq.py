@@ -7,7 +7,7 @@ import pytest
 
 from binary_helpers import clustered
 from clark_hash_web.errors import ConfigError, InvalidInputError
-from clark_hash_web.itq import ITQ, ITQConfig, train_itq
+from clark_hash_web.codecs.itq import ITQ, ITQConfig, train_itq
 
 
 @pytest.fixture(scope="module")

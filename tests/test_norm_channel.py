@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from clark_hash_web import norm_channel as nc
+from clark_hash_web.codecs import norm_channel as nc
 from clark_hash_web.float32 import bits_of, from_bits
 
 from shared_cases import CONFORMANCE

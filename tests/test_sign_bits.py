@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from binary_helpers import clustered
-from clark_hash_web import exact_projection as xp
+from clark_hash_web.codecs import exact_projection as xp
 from clark_hash_web.errors import ConfigError
-from clark_hash_web.sign_bits import SignBits, SignBitsConfig
+from clark_hash_web.codecs.sign_bits import SignBits, SignBitsConfig
 
 
 def test_config_defaults_bytes_and_validation():

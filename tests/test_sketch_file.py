@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from clark_hash_web import (ClarkHash, ClarkHashConfig, ConfigError, ConfigMismatchError,
                             DuplicateIdError, FlatIndex, InvalidInputError, SketchFileError)
-from clark_hash_web import sketch_file as sf
+from clark_hash_web.formats import sketch_file as sf
 
 COSINE = ClarkHashConfig(24, sketch_dim=10, bits=3)           # 30 bits -> 4 bytes, 2 padding bits
 DOT = ClarkHashConfig(24, sketch_dim=16, bits=4, metric="dot")  # 8 bytes, no padding
@@ -540,7 +540,7 @@ def test_named_codec_modules_register_on_demand():
     kinds = [k for k, m in sorted(sf._CODEC_MODULES.items()) if importlib.util.find_spec(m)]
     code = (
         "import sys\n"
-        "from clark_hash_web import sketch_file as sf\n"
+        "from clark_hash_web.formats import sketch_file as sf\n"
         "for k in %r:\n"
         "    e = sf._codec_for(k)\n"
         "    assert e is not None and e.kind == k, k\n"

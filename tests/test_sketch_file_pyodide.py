@@ -21,7 +21,7 @@ RUNNER = Path(__file__).resolve().parent / "test_sketch_pyodide.mjs"
 SCRIPT = r'''
 import json
 from clark_hash_web import ClarkHash, ClarkHashConfig
-from clark_hash_web import sketch_file as sf
+from clark_hash_web.formats import sketch_file as sf
 
 def rows(n, d, seed):
     state, out = seed, []

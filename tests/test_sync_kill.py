@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from clark_hash_web.sync_client import SyncClient
-from clark_hash_web.sync_wire import encode_push, split_for_push
+from clark_hash_web.sync.client import SyncClient
+from clark_hash_web.formats.sync_wire import encode_push, split_for_push
 from sync_fixtures import DOT, free_port, puts_for, server_process
 
 N = 20_000

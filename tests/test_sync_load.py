@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from clark_hash_web.sync_client import SyncClient
-from clark_hash_web.sync_wire import Put
+from clark_hash_web.sync.client import SyncClient
+from clark_hash_web.formats.sync_wire import Put
 from sync_fixtures import COSINE, free_port, puts_for, server_process
 
 WRITERS = 8

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from clark_hash_web import ClarkHash, EncodedBatch, FlatIndex
-from clark_hash_web.sync_client import Replica, SyncClient
-from clark_hash_web.sync_server import load_or_create_token
+from clark_hash_web.sync.client import Replica, SyncClient
+from clark_hash_web.sync.server import load_or_create_token
 from clark_hash_web.errors import SyncAuthError, SyncRefusedError
-from clark_hash_web.sync_wire import Delete, encode_push
+from clark_hash_web.formats.sync_wire import Delete, encode_push
 from sync_fixtures import COSINE, DOT, client, puts_for, running_server, vectors
 
 
@@ -188,7 +188,7 @@ def test_site_files_are_served_with_types(srv):
 
 def test_data_folder_inside_site_is_refused(tmp_path, site):
     from clark_hash_web.errors import ConfigError
-    from clark_hash_web.sync_server import make_server
+    from clark_hash_web.sync.server import make_server
 
     with pytest.raises(ConfigError, match="must not lie inside"):
         make_server(site / "data", site, port=0)
@@ -244,7 +244,8 @@ def test_two_devices_converge(srv):
 def test_desktop_encode_push_pull_search_equal(tmp_path, srv):
     """Desktop half of issue 5 test 1: 10k vectors encoded to a sketch file, pushed, pulled back
     into another index: top-k ids and float32 score bits equal the original index's."""
-    from clark_hash_web import ClarkHashConfig, sketch_file
+    from clark_hash_web import ClarkHashConfig
+    from clark_hash_web.formats import sketch_file
 
     server, token = srv
     cfg = ClarkHashConfig(input_dim=64)
@@ -282,7 +283,7 @@ def test_fuzz_push_and_config_bodies_over_http(tmp_path):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from clark_hash_web.sync_wire import decode
+    from clark_hash_web.formats.sync_wire import decode
 
     with running_server(tmp_path / "data", None, max_body=64 * 1024) as (server, token):
         c = client(server, token, collection="dots", config=DOT)
@@ -323,8 +324,8 @@ def _mutate(body, edits):
 
 
 def test_push_and_pull_commands(srv, tmp_path, capsys):
-    from clark_hash_web import sketch_file
-    from clark_hash_web.sync_client import main
+    from clark_hash_web.formats import sketch_file
+    from clark_hash_web.sync.client import main
 
     server, token = srv
     enc = ClarkHash(DOT).encode(vectors(50, 32, seed=12))

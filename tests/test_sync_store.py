@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clark_hash_web.errors import ConfigMismatchError
-from clark_hash_web.sync_store import SyncStore, UnknownCollectionError
+from clark_hash_web.sync.store import SyncStore, UnknownCollectionError
 from clark_hash_web.errors import SyncProtocolError
-from clark_hash_web.sync_wire import Delete, Put
+from clark_hash_web.formats.sync_wire import Delete, Put
 from sync_fixtures import COSINE, DOT, puts_for
 
 
@@ -111,7 +111,7 @@ def test_dot_collection_keeps_norm_codes(tmp_path):
 
 
 def test_multi_chunk_push_commits_only_when_complete(store):
-    from clark_hash_web.sync_wire import decode, encode_push
+    from clark_hash_web.formats.sync_wire import decode, encode_push
 
     puts = puts_for(COSINE, 9)
     bodies = [encode_push(COSINE, "big", "dev-a", puts[k * 3:(k + 1) * 3], [], k, 3) for k in range(3)]
@@ -163,8 +163,8 @@ def test_any_order_converges(tmp_path_factory, changes, rnd):
 
 
 def test_staging_space_is_bounded(tmp_path):
-    from clark_hash_web.sync_store import StagingFullError
-    from clark_hash_web.sync_wire import decode, encode_push
+    from clark_hash_web.sync.store import StagingFullError
+    from clark_hash_web.formats.sync_wire import decode, encode_push
 
     s = SyncStore(tmp_path / "s.sqlite3", max_staged_bytes=3000)
     s.create_collection("notes", COSINE)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clark_hash_web.errors import ConfigMismatchError
-from clark_hash_web.sync_wire import (HEADER_BYTES, KIND_PULL, KIND_PUSH, Delete, Put,
-                                      SyncProtocolError, decode, encode_pull, encode_push,
-                                      split_for_push)
+from clark_hash_web.formats.sync_wire import (HEADER_BYTES, KIND_PULL, KIND_PUSH, Delete, Put,
+                                              SyncProtocolError, decode, encode_pull, encode_push,
+                                              split_for_push)
 from sync_fixtures import COSINE, DOT, puts_for
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from binary_helpers import clustered, make_codec
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
-from clark_hash_web.binary_codes import BinaryIndex
+from clark_hash_web.index.binary import BinaryIndex
 from clark_hash_web.errors import InvalidVectorError, SketchFileError
-from clark_hash_web.two_stage import TwoStageIndex, VectorFile
+from clark_hash_web.index.two_stage import TwoStageIndex, VectorFile
 
 
 def exact_top(x, q, k):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..norm_channel import decode_norms_numpy, norm_codes_numpy
+from ..codecs.norm_channel import decode_norms_numpy, norm_codes_numpy
 from .tables import CodecTables
 
 CHUNK_ROWS = 1024  # keeps a chunk's working set near the L2 cache

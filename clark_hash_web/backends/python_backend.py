@@ -13,7 +13,7 @@ from array import array
 from operator import add
 
 from ..float32 import f32, round_half_away
-from ..norm_channel import decode_table, norm_code
+from ..codecs.norm_channel import decode_table, norm_code
 from .tables import CodecTables
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..float32 import f32
-from ..hashing import bucket_schedule, bucket_sign_table
+from ..codecs.hashing import bucket_schedule, bucket_sign_table
 
 
 class CodecTables:

@@ -17,7 +17,7 @@ Part files
 ----------
 A partitioned write produces a folder ``OUT/`` holding
 ``part-PPPPP.chs`` files (``PPPPP`` = partition / block number, 5+ digits)
-in the sketch file format v1 (``clark_hash_web.sketch_file``), each with int64
+in the sketch file format v1 (``clark_hash_web.formats.sketch_file``), each with int64
 ids (the global row numbers, or the caller's integer ids) or string ids, plus
 ``_MANIFEST.json``: ``{"format": "clark-hash-parts/1", "fingerprint": ...,
 "count": N, "parts": [{"file", "first_row", "count"}, ...]}`` in row order.
@@ -256,8 +256,8 @@ def read_manifest(folder) -> dict:
 
 # -- part files --------------------------------------------------------------------
 def sketch_file_bytes(config, codes: bytes, norm_codes, ids) -> bytes:
-    """One sketch file (format v1, :mod:`clark_hash_web.sketch_file`)."""
-    from .. import sketch_file
+    """One sketch file (format v1, :mod:`clark_hash_web.formats.sketch_file`)."""
+    from ..formats import sketch_file
 
     return sketch_file.to_bytes(config, codes, norm_codes, list(ids))
 
@@ -279,13 +279,13 @@ def write_part(folder, part: int, config, codes, norm_codes, ids, first_row: int
 
 
 def load_parts(folder):
-    """Read a part folder back as one :class:`~clark_hash_web.sketch_file.SketchData`.
+    """Read a part folder back as one :class:`~clark_hash_web.formats.sketch_file.SketchData`.
 
     Parts are concatenated in manifest (row) order; every part must carry the
     manifest's config fingerprint and its announced row count.
     """
     from ..errors import ConfigMismatchError, SketchFileError
-    from ..sketch_file import SketchData, load
+    from ..formats.sketch_file import SketchData, load
 
     doc = read_manifest(folder)
     config, codes, norms, ids = None, [], [], []

@@ -28,7 +28,7 @@ Bit layouts (what the SQL assumes)
 * ``bits``: the codec's packed bytes, as stored in sketch files.
   ``UInt128``/``UInt256`` hold them through ``reinterpretAsUInt128/256``
   (byte 0 = least significant byte). The binary codecs of
-  :mod:`clark_hash_web.bitpack` put bit ``j`` at bit ``j % 8`` of byte
+  :mod:`clark_hash_web.codecs.bitpack` put bit ``j`` at bit ``j % 8`` of byte
   ``j // 8`` (least significant first, ``numpy.packbits(bitorder="little")``);
   Hamming distances do not depend on it, the asymmetric bit score
   (:data:`SQL` ``top_bits``) does.

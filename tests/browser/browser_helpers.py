@@ -8,7 +8,7 @@ import http.server
 import numpy as np
 
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
-from clark_hash_web import sketch_file
+from clark_hash_web.formats import sketch_file
 
 BOOT_TIMEOUT_MS = 120_000
 

@@ -1,4 +1,4 @@
-"""clark_hash_web.browser_bridge on the desktop (no browser): plans, commits, aborts, reloads.
+"""clark_hash_web.browser.bridge on the desktop (no browser): plans, commits, aborts, reloads.
 
 The worker stores exactly the records a plan lists, so replaying plans into
 a dict stands in for IndexedDB here.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clark_hash_web import ClarkHash, ClarkHashConfig, DuplicateIdError, InvalidVectorError
-from clark_hash_web import browser_bridge as bb
+from clark_hash_web.browser import bridge as bb
 
 CFG = ClarkHashConfig(input_dim=16, sketch_dim=24, bits=3, metric="dot")
 

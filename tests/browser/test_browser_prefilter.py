@@ -166,7 +166,8 @@ def near_tie_codes(cfg, query, rng, pairs=60, samples=20000):
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 @pytest.mark.parametrize("m", [48, 46], ids=["word_scan", "byte_scan"])   # code_bytes % 4 == 0 or not
 def test_prefilter_crafted_near_ties(runtime_page, metric, m):
-    from clark_hash_web import EncodedBatch, sketch_file
+    from clark_hash_web import EncodedBatch
+    from clark_hash_web.formats import sketch_file
 
     backend, page = runtime_page
     cfg = ClarkHashConfig(input_dim=D, sketch_dim=m, bits=8, hashes_per_input=4, metric=metric)
@@ -199,7 +200,7 @@ TABLE_CONFIGS = [(1, 128, "cosine"), (3, 50, "dot"), (4, 96, "cosine"), (5, 7, "
 
 def test_js_byte_tables_match_python(runtime_page, base_url):
     """prefilter-scan.js byteTables() == fast_scan.byte_tables, bit for bit."""
-    from clark_hash_web import fast_scan
+    from clark_hash_web.index import fast_scan
 
     _, page = runtime_page
     rng = np.random.default_rng(4)
@@ -219,7 +220,7 @@ def test_js_byte_tables_match_python(runtime_page, base_url):
 
 def test_bridge_prefilter_and_rank_errors():
     """Small stores (and k >= n) are searched directly; rank() without a planned query fails clearly."""
-    from clark_hash_web.browser_bridge import BrowserStore
+    from clark_hash_web.browser.bridge import BrowserStore
     from clark_hash_web.errors import InvalidInputError
 
     cfg = ClarkHashConfig(input_dim=D, sketch_dim=48, bits=4)
@@ -277,7 +278,7 @@ SCANNER_CASES = [(48, 2049, "cosine"), (44, 2047, "dot"), (40, 4100, "cosine"), 
 def test_scanner_kernels_keep_the_exact_top_k(runtime_page, base_url):
     """PrefilterScanner.rows (buffers reused across queries) == prefilterRows, and rank_rows of
     its candidates == the exact search, for every kernel, near block edges, with near ties."""
-    from clark_hash_web.norm_channel import decode_table
+    from clark_hash_web.codecs.norm_channel import decode_table
 
     _, page = runtime_page
     rng = np.random.default_rng(12)

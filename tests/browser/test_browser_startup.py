@@ -59,7 +59,7 @@ def test_stdlib_and_package_are_served_as_bytecode_and_imported_from_it(site_dir
       await rt.ready;
       return await rt.call("runPython", {code: `
 import json, os, sys, traceback
-import clark_hash_web.codec as codec
+import clark_hash_web.codecs.clark_hash as codec
 def fail():
     json.loads("{")
 try:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
-from clark_hash_web import sketch_file
+from clark_hash_web.formats import sketch_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_helpers import b64, boot_harness, config_js, f32_rows, unb64  # noqa: E402

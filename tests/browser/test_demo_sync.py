@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from clark_hash_web import ClarkHash, ClarkHashConfig
-from clark_hash_web.sync_server import make_server
+from clark_hash_web.sync.server import make_server
 from demo_fixtures import wait_ready
 
 SYNC_PORT = int(os.environ.get("CLARK_HASH_DEMO_SYNC_PORT", "8768"))
@@ -129,7 +129,7 @@ def test_demo_sync_panel_offline_queue_and_pull(serve, demo_page, tmp_path):
         assert stored[id_][0] == want.code(i), id_
 
     # another device pushes a sketch and deletes a starter note; the Sync button pulls both
-    from clark_hash_web.sync_client import Replica, SyncClient
+    from clark_hash_web.sync.client import Replica, SyncClient
 
     laptop = Replica(SyncClient(server.url, token, COLLECTION, "laptop"))
     laptop.sync()  # pulls everything first, so its delete of "groceries" is the newer version

@@ -18,8 +18,9 @@ import threading
 import numpy as np
 import pytest
 
-from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex, sketch_file
-from clark_hash_web.sync_server import make_server
+from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
+from clark_hash_web.formats import sketch_file
+from clark_hash_web.sync.server import make_server
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOT_TIMEOUT_MS = 120_000
@@ -66,7 +67,7 @@ def test_desktop_push_browser_pull_search_equal(sync_server, page, tmp_path, bac
     run = lambda *a: subprocess.run([sys.executable, "-m", *a], cwd=tmp_path, env=env,  # noqa: E731
                                     check=True, capture_output=True, text=True)
     run("clark_hash_web.cli", "encode", "x.npy", "desk.chs", "--ids", "ids.txt", "--no-progress")
-    out = run("clark_hash_web.sync_client", "push", "desk.chs", "--url", server.url, "--token", token,
+    out = run("clark_hash_web.sync.client", "push", "desk.chs", "--url", server.url, "--token", token,
               "--collection", "desk", "--device", "desktop")
     assert '"applied": 10000' in out.stdout
 
@@ -134,7 +135,7 @@ def test_offline_notes_sync_up_when_online(sync_server, page, context):
 
 def test_browser_and_desktop_edit_concurrently_and_converge(sync_server, page):
     """Issue 5 test 3 with the browser as one of the devices."""
-    from clark_hash_web.sync_client import Replica, SyncClient
+    from clark_hash_web.sync.client import Replica, SyncClient
 
     server, token = sync_server
     x = np.random.default_rng(9).standard_normal((8, 384)).astype(np.float32)
@@ -173,7 +174,7 @@ def test_browser_and_desktop_edit_concurrently_and_converge(sync_server, page):
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
 def test_js_writers_match_python_bytes(sync_server, page, metric):
     """static/sync.js writes sketch files and push envelopes byte-identical to Python's."""
-    from clark_hash_web.sync_wire import Delete, Put, encode_push
+    from clark_hash_web.formats.sync_wire import Delete, Put, encode_push
 
     server, _ = sync_server
     cfg = ClarkHashConfig(input_dim=24, sketch_dim=20, bits=3, metric=metric)
@@ -214,7 +215,7 @@ def test_fuzz_js_pull_decoder(sync_server, page):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from clark_hash_web.sync_wire import KIND_PULL, Delete, Put, decode, encode_pull
+    from clark_hash_web.formats.sync_wire import KIND_PULL, Delete, Put, decode, encode_pull
 
     server, _ = sync_server
     cfg = ClarkHashConfig(input_dim=24, sketch_dim=20, bits=3, metric="dot")

@@ -40,9 +40,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
-from .config import ClarkHashConfig
-from .errors import ConfigError, ConfigMismatchError, SyncProtocolError
-from .sync_wire import Delete, Put, check_id
+from ..codecs.clark_hash_config import ClarkHashConfig
+from ..errors import ConfigError, ConfigMismatchError, SyncProtocolError
+from ..formats.sync_wire import Delete, Put, check_id
 
 OP_PUT = 1
 OP_DELETE = 2

@@ -1,7 +1,7 @@
 """Two-stage search: compact codes in memory, exact rescoring from a vector file.
 
 Stage 1: an in-memory index (:class:`~clark_hash_web.FlatIndex` over Clark
-Hash codes, or :class:`~clark_hash_web.binary_codes.BinaryIndex` over binary
+Hash codes, or :class:`~clark_hash_web.codecs.binary.BinaryIndex` over binary
 codes) returns the top ``N = k * rescore_multiplier`` candidates. Stage 2:
 only those candidates' rows are read (seek + read per row) from a :class:`VectorFile` on disk
 (float32 or int8 per row) and rescored; the top ``k`` of the rescored
@@ -50,9 +50,9 @@ import struct
 import sys
 from array import array
 
-from .errors import InvalidInputError, InvalidVectorError, SketchFileError
-from .float32 import f32, round_half_away
-from .validation import REASON_NONFINITE, as_numpy_rows, as_python_rows
+from ..errors import InvalidInputError, InvalidVectorError, SketchFileError
+from ..float32 import f32, round_half_away
+from ..validation import REASON_NONFINITE, as_numpy_rows, as_python_rows
 
 MAGIC = b"CHVECTRS"
 VERSION = 1

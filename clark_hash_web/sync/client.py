@@ -1,7 +1,7 @@
 """Python sync client: push and pull sketch deltas against ``clark-hash serve``.
 
-:class:`SyncClient` speaks the HTTP API (see :mod:`clark_hash_web.sync_server`)
-with the binary envelopes of :mod:`clark_hash_web.sync_wire`:
+:class:`SyncClient` speaks the HTTP API (see :mod:`clark_hash_web.sync.server`)
+with the binary envelopes of :mod:`clark_hash_web.formats.sync_wire`:
 
 - ``push`` splits big pushes into chunks under the server's body limit, all
   sharing one client-generated push id, and retries on connection failures
@@ -11,7 +11,7 @@ with the binary envelopes of :mod:`clark_hash_web.sync_wire`:
 :class:`Replica` is a device's local copy (in memory): it assigns Lamport
 clocks to local edits, queues them while offline, and applies pulled changes
 with the same last-writer-wins rule as the server (see
-:mod:`clark_hash_web.sync_store`), so every replica converges.
+:mod:`clark_hash_web.sync.store`), so every replica converges.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import uuid
 from typing import Iterable, Optional
 from urllib.parse import quote, urlsplit
 
-from .config import ClarkHashConfig
-from .errors import SyncAuthError, SyncError, SyncRefusedError
-from .sync_wire import KIND_PULL, Delete, Put, check_token, decode, encode_push, split_for_push
+from ..codecs.clark_hash_config import ClarkHashConfig
+from ..errors import SyncAuthError, SyncError, SyncRefusedError
+from ..formats.sync_wire import (KIND_PULL, Delete, Put, check_token, decode, encode_push,
+                                 split_for_push)
 
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 RETRYABLE = (ConnectionError, TimeoutError, http.client.HTTPException, OSError)
@@ -300,7 +301,7 @@ def _report(fn):
 @_report
 def run_push(args):
     """Push a sketch file; prints the server's commit result as JSON."""
-    from . import sketch_file
+    from ..formats import sketch_file
 
     with open(args.file, "rb") as f:
         sf = sketch_file.from_bytes(f.read())
@@ -315,7 +316,7 @@ def run_pull(args):
     """Pull the live items into a sketch file (string ids); prints count and cursor."""
     import struct
 
-    from . import sketch_file
+    from ..formats import sketch_file
 
     client = _client_from(args)
     puts, _, cursor = client.pull_all(0)
@@ -327,10 +328,10 @@ def run_pull(args):
 
 
 def main(argv=None) -> int:
-    """``python -m clark_hash_web.sync_client push|pull ...`` (see ``--help``)."""
+    """``python -m clark_hash_web.sync.client push|pull ...`` (see ``--help``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync_client")
+    parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync.client")
     sub = parser.add_subparsers(dest="command", required=True)
     add_push_arguments(sub.add_parser("push", help="push every row of a sketch file"))
     add_pull_arguments(sub.add_parser("pull", help="pull the collection into a sketch file"))

@@ -1,6 +1,6 @@
 """Sync messages: the binary bodies of pushes and pulls between devices and ``clark-hash serve``.
 
-Codes travel inside a sketch file (``clark_hash_web.sketch_file``, format v1,
+Codes travel inside a sketch file (``clark_hash_web.formats.sketch_file``, format v1,
 ids kind 2 = UTF-8 strings), never as JSON arrays of numbers. The sketch file
 is wrapped in a small envelope that adds the change metadata (Lamport clocks,
 device, deletes) and the push id that makes retries idempotent.
@@ -50,8 +50,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from .config import ClarkHashConfig
-from .errors import ConfigError, ConfigMismatchError, SketchFileError, SyncProtocolError
+from ..codecs.clark_hash_config import ClarkHashConfig
+from ..errors import ConfigError, ConfigMismatchError, SketchFileError, SyncProtocolError
 
 MAGIC = b"CHSYNCMS"
 VERSION = 1
@@ -305,7 +305,7 @@ def _decode_sketch(sketch: bytes, offset: int, expect_config):
     ids = sf.ids
     if ids is None or len(ids) != sf.count or not all(isinstance(i, str) for i in ids):
         raise SyncProtocolError(f"offset {offset}: the embedded sketch file must carry string ids")
-    from .codec import EncodedBatch
+    from ..codecs.base import EncodedBatch
 
     codes = bytes(sf.codes)
     norms = None if sf.norm_codes is None else bytes(sf.norm_codes)

@@ -7,7 +7,7 @@ insertion order. Returned scores are bit-identical to ``ClarkHash.score``.
 
 With the numpy backend the codes live column-wise as 16-bit "planes"
 (``planes[p, i]`` = bytes 2p and 2p+1 of row i), so a query scans them with
-lookup tables (:mod:`clark_hash_web.fast_scan`) and only the provable
+lookup tables (:mod:`clark_hash_web.index.fast_scan`) and only the provable
 candidates get the exact sequential score.
 """
 
@@ -16,8 +16,9 @@ from __future__ import annotations
 import heapq
 from array import array
 
-from .codec import ClarkHash, EncodedBatch, QuerySketch, _check_fingerprint
-from .errors import InvalidInputError
+from ..codecs.clark_hash import ClarkHash, QuerySketch
+from ..codecs.base import EncodedBatch, _check_fingerprint
+from ..errors import InvalidInputError
 from .ids import IdMap, ids_of_encoded_rows
 
 
@@ -173,10 +174,10 @@ class FlatIndex:
     def save(self, path) -> None:
         """Write every row, with its id, to a sketch file (atomic replace).
 
-        The format is :mod:`clark_hash_web.sketch_file` (v1); rows keep their
+        The format is :mod:`clark_hash_web.formats.sketch_file` (v1); rows keep their
         order, so ties rank the same after :meth:`load`.
         """
-        from . import sketch_file
+        from ..formats import sketch_file
 
         enc = self.encoded()
         sketch_file.save(path, self.config, enc.codes_bytes(), enc.norm_codes_bytes(),
@@ -191,9 +192,9 @@ class FlatIndex:
         """
         import os
 
-        from . import sketch_file
-        from .config import ClarkHashConfig
-        from .errors import ConfigError
+        from ..formats import sketch_file
+        from ..codecs.clark_hash_config import ClarkHashConfig
+        from ..errors import ConfigError
 
         data = sketch_file.load(path)
         if not isinstance(data.config, ClarkHashConfig):
@@ -244,7 +245,7 @@ class FlatIndex:
         import numpy as np
 
         from . import fast_scan
-        from .norm_channel import decode_norms_numpy
+        from ..codecs.norm_channel import decode_norms_numpy
 
         cfg, n = self.config, self._count
         if k == 0:

@@ -1,6 +1,6 @@
 """``clark-hash serve``: one process serving the built demo site and the sync API.
 
-Stdlib only (``http.server.ThreadingHTTPServer`` + :mod:`clark_hash_web.sync_store`).
+Stdlib only (``http.server.ThreadingHTTPServer`` + :mod:`clark_hash_web.sync.store`).
 
 HTTP API (every ``/api/v1/`` request except ``/api/v1/health`` needs
 ``Authorization: Bearer <token>``; errors are JSON ``{"error": type, "message": text}``)::
@@ -47,10 +47,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .config import ClarkHashConfig
-from .errors import ConfigError, ConfigMismatchError, SyncProtocolError
-from .sync_store import StagingFullError, SyncStore, UnknownCollectionError, check_collection_name
-from .sync_wire import KIND_PUSH, MEDIA_TYPE, decode, encode_pull
+from ..codecs.clark_hash_config import ClarkHashConfig
+from ..errors import ConfigError, ConfigMismatchError, SyncProtocolError
+from .store import StagingFullError, SyncStore, UnknownCollectionError, check_collection_name
+from ..formats.sync_wire import KIND_PUSH, MEDIA_TYPE, decode, encode_pull
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
@@ -295,7 +295,7 @@ class SyncHandler(BaseHTTPRequestHandler):
             raise HTTPError(404, "NotFound", f"unknown API path {parts.path!r:.100}")
         rest = segs[2:]
         if rest == ["health"] and method == "GET":
-            from . import __version__
+            from .. import __version__
 
             return self._json(200, {"ok": True, "version": __version__})
         self._auth()
@@ -452,7 +452,7 @@ def run_serve(args) -> int:
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync_server")
+    parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync.server")
     sub = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(sub)
     args = parser.parse_args(["serve"] + list(sys.argv[1:] if argv is None else argv))

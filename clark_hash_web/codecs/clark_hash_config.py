@@ -34,8 +34,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import ConfigError
-from .float32 import f32
+from ..errors import ConfigError
+from ..float32 import f32
 
 Metric = Literal["cosine", "dot"]
 

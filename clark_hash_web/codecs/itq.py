@@ -10,7 +10,7 @@ Lazebnik, 2011). The result is stored as float32 parameters: the mean
 
 Encoding (anywhere, any backend, identical bytes): ``xc = fl32(x - mu)``
 elementwise, then ``y = xc A`` with the exact sequential float32 projection of
-:mod:`clark_hash_web.exact_projection`, bit ``j`` = ``y_j > 0``.
+:mod:`clark_hash_web.codecs.exact_projection`, bit ``j`` = ``y_j > 0``.
 
 What this is, honestly: a linear, unsupervised, data-dependent rotation
 fitted to the embedding distribution. It is *not* the CVA-Hash head of the
@@ -48,9 +48,8 @@ from array import array
 from dataclasses import dataclass, field
 
 from . import exact_projection as xp
-from .binary_codes import (CODEC_ITQ, BinaryCodec, BinaryConfigMixin, check_int,
-                           register_sketch_codec)
-from .errors import ConfigError, InvalidInputError
+from .binary import CODEC_ITQ, BinaryCodec, BinaryConfigMixin, check_int, register_sketch_codec
+from ..errors import ConfigError, InvalidInputError
 
 _HEAD = struct.Struct("<BBHIII")
 

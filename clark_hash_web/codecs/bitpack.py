@@ -111,7 +111,7 @@ def hamming_numpy(query_code, words):
 
 def hamming_score_python(dist: int, nbits: int) -> float:
     """``(m - 2h) / m`` rounded to float32."""
-    from .float32 import f32
+    from ..float32 import f32
 
     return f32((nbits - 2 * dist) / nbits)
 

@@ -22,7 +22,7 @@ import math
 from decimal import Decimal
 
 from . import _glibc_default_range as _glibc
-from .float32 import MIN_POSITIVE, bits_of, f32, from_bits, round_half_away, round_to_f32_exactly
+from ..float32 import MIN_POSITIVE, bits_of, f32, from_bits, round_half_away, round_to_f32_exactly
 
 CODE_MAX = 65535
 

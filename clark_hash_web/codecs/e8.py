@@ -36,7 +36,7 @@ Inputs are zero-padded to a multiple of 8 dimensions.
 
 Asymmetric score: byte table ``t[b][v]`` = sequential float32 sum over k of
 ``fl(q_{8b+k} * root_v[k])`` (exact products: entries are 0, +-1/2, +-1);
-pairs and the final sum exactly as in :mod:`clark_hash_web.bitpack`
+pairs and the final sum exactly as in :mod:`clark_hash_web.codecs.bitpack`
 (bytes 240..255 get 0).
 
 Canonical config bytes (``to_bytes``, 16 bytes, little-endian)
@@ -59,8 +59,8 @@ from array import array
 from dataclasses import dataclass
 from itertools import combinations
 
-from .binary_codes import BinaryCodec, BinaryConfigMixin, check_int, register_sketch_codec
-from .errors import ConfigError, ConfigMismatchError, InvalidInputError
+from .binary import BinaryCodec, BinaryConfigMixin, check_int, register_sketch_codec
+from ..errors import ConfigError, ConfigMismatchError, InvalidInputError
 
 CODEC_E8 = 5
 N_ROOTS = 240
@@ -282,7 +282,7 @@ class E8Codes(BinaryCodec):
 
     def decode_sketch(self, encoded):
         """The chosen roots, (N, 8 * n_blocks) float32 (entries 0, +-1/2, +-1)."""
-        from .codec import _check_fingerprint
+        from .base import _check_fingerprint
 
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         if self.backend == "numpy":

@@ -1,9 +1,9 @@
 """Random-hyperplane LSH bit codes: :class:`HyperplaneLSHConfig`, :class:`HyperplaneLSH`.
 
 Bit ``j`` of a code is the sign of ``x . P[:, j]`` for ``m`` random Gaussian
-planes derived from a seed (:func:`clark_hash_web.exact_projection.gaussian_planes_numpy`),
+planes derived from a seed (:func:`clark_hash_web.codecs.exact_projection.gaussian_planes_numpy`),
 the projection computed in the exact sequential float32 order described in
-:mod:`clark_hash_web.exact_projection`. The Hamming distance between two
+:mod:`clark_hash_web.codecs.exact_projection`. The Hamming distance between two
 codes estimates the angle between the vectors (``angle ~ pi * h / m``), as in
 the random-projection write-up; the default ``"asymmetric"`` score uses the
 float projection of the query against the stored bits.
@@ -29,9 +29,9 @@ import struct
 from dataclasses import dataclass
 
 from . import exact_projection as xp
-from .binary_codes import (CODEC_HYPERPLANE_LSH, BinaryCodec, BinaryConfigMixin, check_int,
-                           register_sketch_codec)
-from .errors import ConfigError
+from .binary import (CODEC_HYPERPLANE_LSH, BinaryCodec, BinaryConfigMixin, check_int,
+                     register_sketch_codec)
+from ..errors import ConfigError
 
 DEFAULT_SEED = 0x5EEDCAFE12345678
 _LAYOUT = struct.Struct("<BBHIIIQ")

@@ -9,7 +9,7 @@ training. Rotations (both exact and deterministic):
   elementwise by seeded random signs ``D`` (exact), zero-padded to
   ``n = next power of two >= input_dim``, transformed with the unnormalized
   fast Walsh-Hadamard transform in float32 with a fixed butterfly order
-  (:func:`clark_hash_web.exact_projection.fwht_numpy`), and the first
+  (:func:`clark_hash_web.codecs.exact_projection.fwht_numpy`), and the first
   ``n_bits`` outputs are kept (``n_bits <= n``). This spreads every input
   dimension over all bits, so bits become equally informative.
 
@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import exact_projection as xp
-from .binary_codes import (CODEC_SIGN_BITS, BinaryCodec, BinaryConfigMixin, check_int,
-                           register_sketch_codec)
-from .errors import ConfigError
+from .binary import (CODEC_SIGN_BITS, BinaryCodec, BinaryConfigMixin, check_int,
+                     register_sketch_codec)
+from ..errors import ConfigError
 
 DEFAULT_SEED = 0x5EEDCAFE12345678
 ROTATIONS = ("none", "hadamard")

@@ -67,8 +67,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Union
 
-from .errors import (ClarkHashError, ConfigError, ConfigMismatchError, DuplicateIdError,
-                     InvalidInputError, SketchFileError)
+from ..errors import (ClarkHashError, ConfigError, ConfigMismatchError, DuplicateIdError,
+                      InvalidInputError, SketchFileError)
 
 MAGIC = b"CHSKETCH"
 FORMAT_VERSION = 1
@@ -141,10 +141,10 @@ def register_codec(kind: int, name: str, parse: Callable, check_codes: Optional[
 # of these kinds imports its module on first sight (so loading a file never
 # depends on which modules the caller happened to import).
 _CODEC_MODULES = {
-    2: "clark_hash_web.hyperplane_lsh",
-    3: "clark_hash_web.sign_bits",
-    4: "clark_hash_web.itq",
-    5: "clark_hash_web.e8_codes",
+    2: "clark_hash_web.codecs.hyperplane_lsh",
+    3: "clark_hash_web.codecs.sign_bits",
+    4: "clark_hash_web.codecs.itq",
+    5: "clark_hash_web.codecs.e8",
 }
 
 
@@ -173,7 +173,7 @@ def registered_codecs() -> dict:
 
 
 def _clark_hash_parse(data: bytes):
-    from .config import ClarkHashConfig
+    from ..codecs.clark_hash_config import ClarkHashConfig
 
     return ClarkHashConfig.from_bytes(data)
 
@@ -238,7 +238,7 @@ class SketchData:
 
     def to_encoded(self):
         """The codes as a :class:`clark_hash_web.EncodedBatch` (Clark Hash only)."""
-        from .codec import EncodedBatch
+        from ..codecs.base import EncodedBatch
 
         return EncodedBatch.from_bytes(self.config, self.codes, self.norm_codes,
                                        fingerprint=self.fingerprint)

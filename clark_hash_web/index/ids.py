@@ -7,7 +7,7 @@ ids get consecutive ints after the largest int id seen so far.
 
 from __future__ import annotations
 
-from .errors import DuplicateIdError, InvalidInputError
+from ..errors import DuplicateIdError, InvalidInputError
 
 
 class IdMap:

@@ -38,11 +38,12 @@ import sys
 import time
 from array import array
 
-from .backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
-from .codec import ClarkHash, EncodedBatch
-from .config import ClarkHashConfig
-from .errors import ConfigMismatchError, InvalidInputError
-from .index import FlatIndex
+from ..backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
+from ..codecs.clark_hash import ClarkHash
+from ..codecs.base import EncodedBatch
+from ..codecs.clark_hash_config import ClarkHashConfig
+from ..errors import ConfigMismatchError, InvalidInputError
+from ..index.flat import FlatIndex
 
 #: Rows per block record (48 KiB of codes with the default config).
 BLOCK_ROWS = 1024
@@ -56,7 +57,7 @@ PREFILTER_MIN_ROWS = 2000
 
 #: Modules the bridge imports lazily: preload() imports them before the
 #: worker's interpreter snapshot, so no later visit compiles them again.
-LAZY_MODULES = ("clark_hash_web.sketch_file", "clark_hash_web.norm_channel", "clark_hash_web.fast_scan",
+LAZY_MODULES = ("clark_hash_web.formats.sketch_file", "clark_hash_web.codecs.norm_channel", "clark_hash_web.index.fast_scan",
                 "clark_hash_web.backends.python_backend")
 
 
@@ -334,7 +335,7 @@ class BrowserStore:
 
     def plan_import(self, data) -> dict:
         """Plan adding every row of a sketch file (same config fingerprint)."""
-        from . import sketch_file
+        from ..formats import sketch_file
 
         sf = sketch_file.from_bytes(as_bytes(data))
         fp = getattr(sf, "fingerprint", None) or sf.config.fingerprint
@@ -438,7 +439,7 @@ class BrowserStore:
 
     def decoded_norms(self) -> bytes:
         """The 65,536 decoded norms of this config's range as float64 LE bytes (dot mode)."""
-        from .norm_channel import decode_table
+        from ..codecs.norm_channel import decode_table
 
         table = decode_table(self.config.norm_log2_min, self.config.norm_log2_max)
         return struct.pack(f"<{len(table)}d", *table)
@@ -449,8 +450,8 @@ class BrowserStore:
         return {"ids": self.index.ids, "codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes()}
 
     def export(self) -> bytes:
-        """The whole store as sketch file bytes (clark_hash_web.sketch_file)."""
-        from . import sketch_file
+        """The whole store as sketch file bytes (clark_hash_web.formats.sketch_file)."""
+        from ..formats import sketch_file
 
         enc = self.index.encoded()
         return sketch_file.to_bytes(self.config, enc.codes_bytes(), enc.norm_codes_bytes(),

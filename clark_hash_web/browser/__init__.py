@@ -1,0 +1,1 @@
+"""The Python side of the browser runtime (:mod:`.bridge`, driven by ``static/worker.js``)."""

@@ -1,0 +1,1 @@
+"""Byte formats: sketch files (:mod:`.sketch_file`) and the sync envelope (:mod:`.sync_wire`)."""

@@ -1,0 +1,1 @@
+"""Sync between devices and a server: :mod:`.store`, :mod:`.server`, :mod:`.client`."""
