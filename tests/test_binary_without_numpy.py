@@ -58,3 +58,45 @@ def test_pure_python_without_numpy_gives_the_numpy_bytes():
         ids, scores = index.search(x[0], 4)
         assert out[name]["ids"] == ids and out[name]["scores"] == np.asarray(scores).tobytes().hex()
         assert out[name]["two"][0] == 0
+
+
+ROWS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.modules["numpy"] = None
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.formats import sketch_file
+    out = {}
+    x = json.loads(sys.stdin.read())
+    for spec in ("e8:16", "clark-hash:16", "sign-bits:16"):
+        enc = registry.codec_from_spec(spec).encode(x)
+        codes = enc.codes
+        rows = [codes[j].hex() for j in range(len(codes))]
+        assert [r.hex() for r in codes] == rows and codes[-1] == codes[len(codes) - 1]
+        assert codes[1:3].shape == (2, codes.shape[1]) and codes[1:3][0] == codes[1]
+        assert codes.tobytes() == enc.codes_bytes()
+        try:
+            codes[len(codes)]
+        except IndexError as exc:
+            err = str(exc)
+        out[spec] = {"shape": list(codes.shape), "rows": rows, "err": err,
+                     "file": sketch_file.to_bytes(enc.config, codes).hex()}
+    print(json.dumps(out))
+""")
+
+
+def test_codes_index_by_row_without_numpy():
+    """Without numpy, EncodedBatch.codes[j] is row j's bytes (a 2-D memoryview raised)."""
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.formats import sketch_file
+
+    x = clustered(5, 16, seed=4)
+    res = subprocess.run([sys.executable, "-c", ROWS_SCRIPT], input=json.dumps(x.tolist()),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for spec, got in out.items():
+        enc = registry.codec_from_spec(spec, backend="numpy").encode(x)
+        assert got["shape"] == list(enc.codes.shape)
+        assert got["rows"] == [bytes(r).hex() for r in enc.codes]
+        assert got["err"] == "code row 5 out of range for 5 rows"
+        assert got["file"] == sketch_file.to_bytes(enc.config, enc.codes).hex()

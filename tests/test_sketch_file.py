@@ -65,8 +65,8 @@ def test_layout_matches_the_documented_table():
     cfg_bytes = cfg.to_bytes()
     fp = hashlib.sha256(b"clark-hash-web/config\x00" + cfg_bytes).digest()[:8]
     blob = "a".encode() + b"" + "ü".encode()
-    expected = (b"CHSKETCH" + struct.pack("<HBBBBH", 1, 1, 1, 2, 0, 32) + fp
-                + struct.pack("<QII", 3, 8, 0) + cfg_bytes + cb + nb
+    expected = (b"CHSKETCH" + struct.pack("<HBBBBH", 2, 1, 1, 2, 0, 0) + fp
+                + struct.pack("<QII", 3, 8, 32) + cfg_bytes + cb + nb
                 + struct.pack("<4I", 0, 1, 1, 1 + len("ü".encode())) + blob)
     expected += struct.pack("<I", zlib.crc32(expected))
     assert data == expected
@@ -401,20 +401,22 @@ IDS_AT = 40 + 32 + 3 * 8 + 3 * 2
 
 @pytest.mark.parametrize("offset, new, words", [
     (0, b"CHSKETCX", "magic"),
-    (8, struct.pack("<H", 2), "unsupported format version 2 at byte 8"),
+    (8, struct.pack("<H", 3), "unsupported format version 3 at byte 8"),
+    (8, struct.pack("<H", 0), "unsupported format version 0 at byte 8"),
     (10, b"\x07", "unknown codec kind 7 at byte 10"),
     (11, b"\x03", "flags byte 11"),
     (11, b"\x00", "flags byte 11 says norm codes absent"),
     (12, b"\x03", "unknown id kind 3 at byte 12"),
     (13, b"\x01", "reserved byte 13"),
-    (14, struct.pack("<H", 0), "config length at byte 14 is 0"),
-    (14, struct.pack("<H", 31), "config bytes at byte 40"),
-    (14, struct.pack("<H", 5000), "truncated"),
+    (14, struct.pack("<H", 32), "reserved bytes 14..15 hold 32"),
+    (36, struct.pack("<I", 0), "config length at byte 36 is 0"),
+    (36, struct.pack("<I", 31), "config bytes at byte 40"),
+    (36, struct.pack("<I", 5000), "truncated"),
+    (36, struct.pack("<I", 2**32 - 1), "truncated: the config length at byte 36"),
     (16, b"\0" * 8, "fingerprint at byte 16"),
     (24, struct.pack("<Q", 2), "expected"),
     (24, struct.pack("<Q", 2**64 - 1), "truncated"),
     (32, struct.pack("<I", 9), "code_bytes at byte 32 is 9"),
-    (36, b"\x01", "reserved bytes 36..39"),
     (40, b"\x02", "codec kind 2, the header"),
     (40 + 2, b"\x09", "config bytes at byte 40 .*bits"),
     (40 + 16, b"\x01", "fingerprint at byte 16"),  # a different seed: another config
@@ -488,66 +490,46 @@ def test_fuzz_mutated_files(name, edits, cut_mode, fix_crc):
 
 
 # ---------------------------------------------------------------------------
-# codec registry
+# format version 1 (clark-hash-web 0.1) still loads
 # ---------------------------------------------------------------------------
-class TinyConfig:
-    """A stand-in for another codec's config (issue 4): kind 200, 2 bytes per code."""
-
-    metric = "cosine"
-    code_bytes = 2
-
-    def __init__(self, tag: int):
-        self.tag = tag
-        self.fingerprint = hashlib.sha256(self.to_bytes()).hexdigest()[:16]
-
-    def to_bytes(self):
-        return bytes([200, self.tag])
-
-    @classmethod
-    def parse(cls, data):
-        if len(data) != 2:
-            raise ValueError("tiny configs are 2 bytes")
-        return cls(data[1] & 0x7F)  # lenient: the top bit is ignored
-
-    def __eq__(self, other):
-        return isinstance(other, TinyConfig) and other.tag == self.tag
+def as_version_1(data: bytes) -> bytes:
+    """The same file in the v1 layout: u16 config length at 14, bytes 36..39 zero."""
+    clen = struct.unpack_from("<I", data, 36)[0]
+    v1 = bytearray(data[:-4])
+    v1[8:10] = struct.pack("<H", 1)
+    v1[14:16] = struct.pack("<H", clen)
+    v1[36:40] = b"\0\0\0\0"
+    return bytes(v1) + struct.pack("<I", zlib.crc32(v1))
 
 
-def test_registry_dispatches_other_codecs(monkeypatch):
-    monkeypatch.setattr(sf, "_CODECS", dict(sf._CODECS))
-    cfg = TinyConfig(5)
-    with pytest.raises(ConfigError, match="not registered"):
-        sf.to_bytes(cfg, b"\1\2")
-    sf.register_codec(200, "Tiny", TinyConfig.parse)
-    data = sf.to_bytes(cfg, b"\1\2\3\4", ids=["p", "q"])
-    assert data[10] == 200
-    back = sf.from_bytes(data)
-    assert back.config == cfg and back.codes == b"\1\2\3\4" and back.ids == ["p", "q"]
-    with pytest.raises(SketchFileError, match="config bytes at byte 40 .*tiny configs"):
-        sf.from_bytes(patch(data, 14, struct.pack("<H", 3)))
-    with pytest.raises(SketchFileError, match="config bytes at byte 40 are not in canonical form"):
-        sf.from_bytes(patch(data, 41, bytes([5 | 0x80])))
-    with pytest.raises(ConfigError):
-        sf.register_codec(0, "zero", TinyConfig.parse)
-    assert 200 in sf.registered_codecs() and 1 in sf.registered_codecs()
+@pytest.mark.parametrize("name", ["cos-none", "dot-str"])
+def test_version_1_files_still_load(name):
+    data = small_files()[name]
+    v1 = as_version_1(data)
+    assert v1[8] == 1 and v1 != data
+    old, new = sf.from_bytes(v1), sf.from_bytes(data)
+    assert (old.config, old.codes, old.norm_codes, old.ids) == (new.config, new.codes,
+                                                              new.norm_codes, new.ids)
+    with pytest.raises(SketchFileError, match="reserved bytes 36..39 hold 1, must be 0 in a version 1"):
+        sf.from_bytes(patch(v1, 36, b"\x01"))
+    with pytest.raises(SketchFileError, match="config length at byte 14 is 0"):
+        sf.from_bytes(patch(v1, 14, struct.pack("<H", 0)))
 
 
-def test_named_codec_modules_register_on_demand():
-    """In a fresh interpreter, a file kind named in _CODEC_MODULES imports its module."""
-    import importlib.util
-    import subprocess
+def test_large_config_fits_version_2():
+    """An ITQ config for d=384 (591 KB) did not fit v1's u16 config length."""
+    np = pytest.importorskip("numpy")
+    from clark_hash_web.codecs.itq import train_itq
 
-    kinds = [k for k, m in sorted(sf._CODEC_MODULES.items()) if importlib.util.find_spec(m)]
-    code = (
-        "import sys\n"
-        "from clark_hash_web.formats import sketch_file as sf\n"
-        "for k in %r:\n"
-        "    e = sf._codec_for(k)\n"
-        "    assert e is not None and e.kind == k, k\n"
-        "assert sf._codec_for(9) is None\n" % (kinds,))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
+    rng = np.random.default_rng(3)
+    cfg = train_itq(rng.standard_normal((500, 384)).astype(np.float32), iterations=2, seed=1)
+    assert len(cfg.to_bytes()) > 0xFFFF
+    from clark_hash_web import ITQ
+
+    enc = ITQ(cfg).encode(rng.standard_normal((4, 384)).astype(np.float32))
+    back = sf.from_bytes(sf.encoded_to_bytes(enc, ["a", "b", "c", "d"]))
+    assert back.config == cfg and back.codes == enc.codes_bytes()
+    assert struct.unpack_from("<I", sf.encoded_to_bytes(enc), 36)[0] == len(cfg.to_bytes())
 
 
 def test_unknown_codec_kind():

@@ -18,15 +18,66 @@ def _check_fingerprint(expected, fingerprint: str, what: str):
             f"{what} belongs to config {fingerprint}, this codec is {expected.fingerprint}")
 
 
+class CodeRows:
+    """Codes of a batch without numpy: a read-only sequence of rows.
+
+    ``rows[i]`` is the ``bytes`` of row ``i`` (``code_bytes`` long; negative
+    indexes count from the end), a slice is another :class:`CodeRows`, and
+    ``shape``/``ndim`` match the ``(N, code_bytes)`` uint8 array that numpy
+    gives. ``tobytes()`` returns every row, row after row.
+    """
+
+    ndim = 2
+
+    def __init__(self, data: bytes, code_bytes: int):
+        self._data = bytes(data)
+        self._cb = code_bytes
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self._data) // self._cb, self._cb)
+
+    def __len__(self) -> int:
+        return len(self._data) // self._cb
+
+    def __getitem__(self, i):
+        n, cb = len(self), self._cb
+        if isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step == 1:
+                return CodeRows(self._data[start * cb:max(start, stop) * cb], cb)
+            return CodeRows(b"".join(self[r] for r in range(start, stop, step)), cb)
+        if isinstance(i, bool) or not hasattr(i, "__index__"):
+            raise TypeError(f"code rows are indexed by int or slice, not {type(i).__name__}")
+        r = i.__index__()
+        if not -n <= r < n:
+            raise IndexError(f"code row {r} out of range for {n} rows")
+        r %= n
+        return self._data[r * cb:(r + 1) * cb]
+
+    def __iter__(self):
+        cb = self._cb
+        return (self._data[r * cb:(r + 1) * cb] for r in range(len(self)))
+
+    def __eq__(self, other):
+        return isinstance(other, CodeRows) and (self._cb, self._data) == (other._cb, other._data)
+
+    def tobytes(self) -> bytes:
+        return self._data
+
+    def __repr__(self):
+        return f"CodeRows(shape={self.shape})"
+
+
 class EncodedBatch:
     """Packed codes of a batch (and u16 norm codes in dot mode).
 
     Attributes
     ----------
     config : ClarkHashConfig
-    codes : numpy.ndarray or memoryview
+    codes : numpy.ndarray or CodeRows
         uint8 (N, code_bytes); a numpy array whenever numpy is importable,
-        otherwise a 2-D memoryview of format ``'B'``.
+        otherwise a :class:`CodeRows` (``codes[i]`` is the bytes of row ``i``).
     norm_codes : numpy.ndarray, array or None
         uint16 (N,) in dot mode, else None.
     rows : list[int]
@@ -134,7 +185,7 @@ class EncodedBatch:
     @property
     def codes(self):
         if isinstance(self._codes, bytes):
-            return memoryview(self._codes).cast("B", [self._count, self.config.code_bytes])
+            return CodeRows(self._codes, self.config.code_bytes)
         return self._codes
 
     @property

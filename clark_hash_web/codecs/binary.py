@@ -71,15 +71,6 @@ def check_padding(config, codes: bytes, count: int):
     return None
 
 
-def register_sketch_codec(kind: int, name: str, parse, check_codes=check_padding):
-    """Register a codec's config parser (and code check) with :mod:`clark_hash_web.formats.sketch_file`."""
-    try:
-        from ..formats.sketch_file import register_codec
-    except ImportError:  # sketch files not available in this build
-        return
-    register_codec(kind, name, parse, check_codes)
-
-
 def fingerprint_of(canonical: bytes) -> str:
     """16 hex digits: the package-wide config fingerprint of canonical bytes."""
     return hashlib.sha256(b"clark-hash-web/config\x00" + canonical).digest()[:8].hex()

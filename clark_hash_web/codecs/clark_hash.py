@@ -15,7 +15,8 @@ from typing import Literal, Optional
 
 from ..backends import make_backend, numpy_available
 from .base import Codec, EncodedBatch, _check_fingerprint
-from .clark_hash_config import ClarkHashConfig
+from .clark_hash_config import CODEC_CLARK_HASH, ClarkHashConfig
+from .registry import CodecKind, register
 from ..errors import ConfigMismatchError, InvalidInputError, InvalidVectorError
 from ..validation import (EPSILON, REASON_NONFINITE, REASON_OVERFLOW, REASON_ZERO, as_numpy_rows,
                           as_python_rows, nonfinite_rows_python)
@@ -230,3 +231,22 @@ class ClarkHash(Codec):
 
 
 SQuaJL = ClarkHash
+
+
+def check_codes(config: ClarkHashConfig, codes: bytes, count: int) -> Optional[str]:
+    """Padding bits past ``sketch_dim * bits`` must be zero (the crate writes zeros)."""
+    pad = config.code_bytes * 8 - config.sketch_dim * config.bits
+    if not pad or not count:
+        return None
+    cb = config.code_bytes
+    mask = (0xFF << (8 - pad)) & 0xFF
+    masked = codes[cb - 1::cb].translate(bytes(v & mask for v in range(256)))
+    nonzero = len(masked) - len(masked.lstrip(b"\0"))
+    if nonzero == len(masked):
+        return None
+    return (f"code row {nonzero} has padding bits set (mask 0x{mask:02x} on its last byte): "
+            f"sketch_dim={config.sketch_dim} x bits={config.bits} leaves {pad} zero bits")
+
+
+register(CodecKind(CODEC_CLARK_HASH, "clark-hash", "Clark Hash", ClarkHashConfig, ClarkHash,
+                   check_codes))

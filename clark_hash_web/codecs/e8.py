@@ -59,7 +59,8 @@ from array import array
 from dataclasses import dataclass
 from itertools import combinations
 
-from .binary import BinaryCodec, BinaryConfigMixin, check_int, register_sketch_codec
+from .binary import BinaryCodec, BinaryConfigMixin, check_int
+from .registry import CodecKind, register
 from ..errors import ConfigError, ConfigMismatchError, InvalidInputError
 
 CODEC_E8 = 5
@@ -295,4 +296,4 @@ class E8Codes(BinaryCodec):
                 for i in range(len(encoded))]
 
 
-register_sketch_codec(CODEC_E8, "E8 lattice", E8Config.from_bytes, check_codes)
+register(CodecKind(CODEC_E8, "e8", "E8 lattice", E8Config, E8Codes, check_codes))

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from . import exact_projection as xp
 from .binary import (CODEC_HYPERPLANE_LSH, BinaryCodec, BinaryConfigMixin, check_int,
-                     register_sketch_codec)
+                     check_padding)
+from .registry import CodecKind, register
 from ..errors import ConfigError
 
 DEFAULT_SEED = 0x5EEDCAFE12345678
@@ -112,4 +113,5 @@ class HyperplaneLSH(BinaryCodec):
         return xp.project_exact_python(row, self._planes)
 
 
-register_sketch_codec(CODEC_HYPERPLANE_LSH, "hyperplane LSH", HyperplaneLSHConfig.from_bytes)
+register(CodecKind(CODEC_HYPERPLANE_LSH, "hyperplane-lsh", "hyperplane LSH", HyperplaneLSHConfig,
+                   HyperplaneLSH, check_padding))

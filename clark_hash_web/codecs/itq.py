@@ -48,7 +48,8 @@ from array import array
 from dataclasses import dataclass, field
 
 from . import exact_projection as xp
-from .binary import CODEC_ITQ, BinaryCodec, BinaryConfigMixin, check_int, register_sketch_codec
+from .binary import CODEC_ITQ, BinaryCodec, BinaryConfigMixin, check_int, check_padding
+from .registry import CodecKind, register
 from ..errors import ConfigError, InvalidInputError
 
 _HEAD = struct.Struct("<BBHIII")
@@ -218,4 +219,4 @@ class ITQ(BinaryCodec):
         return xp.project_exact_python(xc, self._planes)
 
 
-register_sketch_codec(CODEC_ITQ, "ITQ", ITQConfig.from_bytes)
+register(CodecKind(CODEC_ITQ, "itq", "ITQ", ITQConfig, ITQ, check_padding, trained=True))

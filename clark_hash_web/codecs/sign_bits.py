@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import exact_projection as xp
-from .binary import (CODEC_SIGN_BITS, BinaryCodec, BinaryConfigMixin, check_int,
-                     register_sketch_codec)
+from .binary import CODEC_SIGN_BITS, BinaryCodec, BinaryConfigMixin, check_int, check_padding
+from .registry import CodecKind, register
 from ..errors import ConfigError
 
 DEFAULT_SEED = 0x5EEDCAFE12345678
@@ -162,4 +162,5 @@ class SignBits(BinaryCodec):
         return xp.fwht_python(z)[:m]
 
 
-register_sketch_codec(CODEC_SIGN_BITS, "sign bits", SignBitsConfig.from_bytes)
+register(CodecKind(CODEC_SIGN_BITS, "sign-bits", "sign bits", SignBitsConfig, SignBits,
+                   check_padding))

@@ -4,25 +4,25 @@ The writer is pure Python (``struct``, ``zlib``, ``array``): the same
 arguments give the same bytes on a desktop and in the browser (Pyodide),
 with or without numpy. MIME type ``application/x-clark-hash-sketches``.
 
-Byte layout, format version 1 (all integers little-endian)
+Byte layout, format version 2 (all integers little-endian)
 -----------------------------------------------------------
 ========  =====  ================================================================
 offset    size   field
 ========  =====  ================================================================
 0         8      magic ``b"CHSKETCH"``
-8         2      format version (u16) = 1
-10        1      codec kind (u8): 1 = Clark Hash; always the first byte of the
-                 config bytes (other codecs register other kinds, see
-                 :func:`register_codec`)
+8         2      format version (u16) = 2
+10        1      codec kind (u8), always the first byte of the config bytes
+                 (1 = Clark Hash, 2 = hyperplane LSH, 3 = sign bits, 4 = ITQ,
+                 5 = E8; see :mod:`clark_hash_web.codecs.registry`)
 11        1      flags (u8): bit 0 = norm codes present (dot metric); other bits 0
 12        1      id kind (u8): 0 = none (ids are the row numbers 0..N-1),
                  1 = int64, 2 = UTF-8 strings
 13        1      reserved, 0
-14        2      config length C (u16)
+14        2      reserved, 0
 16        8      config fingerprint: the 8 raw bytes of ``config.fingerprint``
 24        8      count N (u64)
 32        4      code_bytes B (u32)
-36        4      reserved, 0
+36        4      config length C (u32)
 40        C      config canonical bytes (``config.to_bytes()``)
 40+C      N*B    codes, row after row
 ...       N*2    norm codes (u16), only if flag bit 0
@@ -31,10 +31,15 @@ offset    size   field
 end-4     4      CRC-32 (``zlib.crc32``) of every preceding byte
 ========  =====  ================================================================
 
+Format version 1 (written by clark-hash-web 0.1) is the same except that the
+config length C is a u16 at offset 14 and bytes 36..39 are reserved (0), so
+a config could not exceed 65,535 bytes (an ITQ config for d=384 has 591 KB).
+Version 1 files still load; every writer here writes version 2.
+
 Reading checks, in this order, each failure a :class:`SketchFileError` naming
 the field and its byte offset: length >= 44, magic, version, reserved bytes,
 flags and id kind, codec kind, config length, config bytes (parsed by the
-registered codec, and canonical), fingerprint recomputed == stored,
+registry's codec of that kind, and canonical), fingerprint recomputed == stored,
 code_bytes == the config's, flag bit 0 == (metric == "dot"), total length ==
 what the header implies ("truncated: ..."), CRC, ids (offsets, UTF-8,
 uniqueness), codes (the codec's own sanity check, e.g. zero padding bits).
@@ -47,8 +52,7 @@ API
 - conveniences: :func:`encoded_to_bytes`, :func:`save_encoded`,
   :func:`append_encoded` (an ``EncodedBatch``), ``SketchData.to_encoded()``;
   a whole ``FlatIndex``: ``FlatIndex.save(path)`` / ``FlatIndex.load(path)``;
-- other codecs: :func:`register_codec` (parser keyed by the codec kind byte),
-  :func:`register_codec_module` (a module imported when its kind is first seen).
+- codecs: every codec registered in :mod:`clark_hash_web.codecs.registry`.
 
 Writing refuses bad arguments before touching any file; :func:`save` and
 :func:`append` replace the file atomically (temporary file in the same
@@ -65,13 +69,17 @@ import tempfile
 import zlib
 from array import array
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Union
+from typing import List, Optional, Union
 
+from ..codecs import registry
+from ..codecs.base import CodeRows
 from ..errors import (ClarkHashError, ConfigError, ConfigMismatchError, DuplicateIdError,
                       InvalidInputError, SketchFileError)
 
 MAGIC = b"CHSKETCH"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
 EXTENSION = ".chs"
 MIME_TYPE = "application/x-clark-hash-sketches"
 
@@ -86,114 +94,6 @@ MIN_FILE_BYTES = HEADER_BYTES + CRC_BYTES  # 44
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 Ids = Optional[Union[List[int], List[str]]]
-
-
-# ---------------------------------------------------------------------------
-# codec registry
-# ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CodecKind:
-    """How sketch files read the config (and check the codes) of one codec.
-
-    Attributes
-    ----------
-    kind : int
-        The codec kind byte (offset 10, and the first byte of the config bytes).
-    name : str
-        Human-readable codec name (for ``info``).
-    parse : callable
-        ``parse(config_bytes) -> config``. The config must offer
-        ``to_bytes()``, ``fingerprint`` (16 hex digits), ``code_bytes`` and
-        ``metric`` (``"dot"`` means norm codes are stored).
-    check_codes : callable or None
-        ``check_codes(config, codes: bytes, count) -> str | None``: a message
-        when the codes cannot have been written by ``config``.
-    """
-
-    kind: int
-    name: str
-    parse: Callable
-    check_codes: Optional[Callable] = None
-
-
-_CODECS: dict = {}
-
-
-def register_codec(kind: int, name: str, parse: Callable, check_codes: Optional[Callable] = None):
-    """Let sketch files hold codes of another codec (kind 2..255).
-
-    Parameters
-    ----------
-    kind : int
-        The codec's kind byte; must be the first byte of its ``config.to_bytes()``.
-    name : str
-    parse : callable
-        ``parse(config_bytes) -> config``; may raise any ``ValueError``.
-    check_codes : callable, optional
-        See :class:`CodecKind`.
-    """
-    if isinstance(kind, bool) or not isinstance(kind, int) or not 1 <= kind <= 255:
-        raise ConfigError(f"codec kind must be an int in 1..255, got {kind!r}")
-    _CODECS[kind] = CodecKind(kind, name, parse, check_codes)
-
-
-# Codecs defined in modules that register themselves on import: a file of one
-# of these kinds imports its module on first sight (so loading a file never
-# depends on which modules the caller happened to import).
-_CODEC_MODULES = {
-    2: "clark_hash_web.codecs.hyperplane_lsh",
-    3: "clark_hash_web.codecs.sign_bits",
-    4: "clark_hash_web.codecs.itq",
-    5: "clark_hash_web.codecs.e8",
-}
-
-
-def register_codec_module(kind: int, module: str):
-    """Name the module whose import registers codec ``kind`` (imported on demand)."""
-    if isinstance(kind, bool) or not isinstance(kind, int) or not 1 <= kind <= 255:
-        raise ConfigError(f"codec kind must be an int in 1..255, got {kind!r}")
-    _CODEC_MODULES[kind] = module
-
-
-def _codec_for(kind: int) -> Optional[CodecKind]:
-    """The registered codec of ``kind``, importing its module if it is a known one."""
-    if kind not in _CODECS and kind in _CODEC_MODULES:
-        import importlib
-
-        try:
-            importlib.import_module(_CODEC_MODULES[kind])
-        except ImportError:
-            return None
-    return _CODECS.get(kind)
-
-
-def registered_codecs() -> dict:
-    """Codec kind byte -> :class:`CodecKind`, for every registered codec."""
-    return dict(_CODECS)
-
-
-def _clark_hash_parse(data: bytes):
-    from ..codecs.clark_hash_config import ClarkHashConfig
-
-    return ClarkHashConfig.from_bytes(data)
-
-
-def _clark_hash_check_codes(config, codes: bytes, count: int) -> Optional[str]:
-    """Padding bits past ``sketch_dim * bits`` must be zero (the crate writes zeros)."""
-    pad = config.code_bytes * 8 - config.sketch_dim * config.bits
-    if not pad or not count:
-        return None
-    cb = config.code_bytes
-    mask = (0xFF << (8 - pad)) & 0xFF
-    masked = codes[cb - 1::cb].translate(bytes(v & mask for v in range(256)))
-    nonzero = len(masked) - len(masked.lstrip(b"\0"))
-    if nonzero == len(masked):
-        return None
-    return (f"code row {nonzero} has padding bits set (mask 0x{mask:02x} on its last byte): "
-            f"sketch_dim={config.sketch_dim} x bits={config.bits} leaves {pad} zero bits")
-
-
-register_codec(1, "Clark Hash", _clark_hash_parse, _clark_hash_check_codes)
 
 
 # ---------------------------------------------------------------------------
@@ -251,22 +151,21 @@ class SketchData:
 # ---------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------
-def _codec_kind_of(config) -> int:
-    try:
-        cfg_bytes = bytes(config.to_bytes())
-    except AttributeError:
+def _codec_kind_of(config) -> registry.CodecKind:
+    if not hasattr(config, "to_bytes"):
         raise InvalidInputError(
-            f"config must be a codec config with to_bytes(), got {type(config).__name__}") from None
-    if not cfg_bytes or _codec_for(cfg_bytes[0]) is None:
-        kind = cfg_bytes[0] if cfg_bytes else None
-        raise ConfigError(f"codec kind {kind!r} is not registered with sketch_file.register_codec")
-    if len(cfg_bytes) > 0xFFFF:
-        raise ConfigError(f"config bytes are {len(cfg_bytes)} long, the format allows 65535")
-    return cfg_bytes[0]
+            f"config must be a codec config with to_bytes(), got {type(config).__name__}")
+    entry = registry.kind_of(config)
+    size = len(config.to_bytes())
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config bytes are {size} long, this format allows {MAX_CONFIG_BYTES}")
+    return entry
 
 
 def _codes_bytes(config, codes) -> tuple:
     cb = config.code_bytes
+    if isinstance(codes, CodeRows):
+        codes = codes.tobytes()
     try:
         raw = memoryview(codes).cast("B")
     except TypeError:
@@ -380,18 +279,18 @@ def _ids_parts(ids) -> list:
 
 def _file_parts(config, codes, norm_codes, ids) -> list:
     """Validated pieces of a file, without the CRC (see the module docstring)."""
-    kind = _codec_kind_of(config)
+    entry = _codec_kind_of(config)
     raw, count = _codes_bytes(config, codes)
     norms = _norm_bytes(config, norm_codes, count)
     ids = _normalize_ids(ids, count)
-    problem = _CODECS[kind].check_codes and _CODECS[kind].check_codes(config, bytes(raw), count)
+    problem = entry.check_codes and entry.check_codes(config, bytes(raw), count)
     if problem:
         raise ConfigMismatchError(f"{problem} (config {config.fingerprint})")
     cfg_bytes = bytes(config.to_bytes())
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, kind,
-                          FLAG_NORM_CODES if norms is not None else 0, _id_kind(ids), 0,
-                          len(cfg_bytes), bytes.fromhex(config.fingerprint), count,
-                          config.code_bytes, 0)
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, entry.kind,
+                          FLAG_NORM_CODES if norms is not None else 0, _id_kind(ids), 0, 0,
+                          bytes.fromhex(config.fingerprint), count, config.code_bytes,
+                          len(cfg_bytes))
     return [header, cfg_bytes, raw] + ([norms] if norms is not None else []) + _ids_parts(ids)
 
 
@@ -475,35 +374,44 @@ def from_bytes(data) -> SketchData:
             _fail(f"truncated: a sketch file has at least {MIN_FILE_BYTES} bytes, this one has {size}")
         _fail(f"not a sketch file: {size} bytes, less than the {MIN_FILE_BYTES}-byte minimum"
               f"{_describe_foreign(bytes(mv[:8]))}")
-    (magic, version, kind, flags, id_kind, reserved, clen, fp, count, code_bytes,
-     reserved2) = _HEADER.unpack_from(mv, 0)
+    (magic, version, kind, flags, id_kind, reserved, clen16, fp, count, code_bytes,
+     clen32) = _HEADER.unpack_from(mv, 0)
     if magic != MAGIC:
         _fail(f"not a sketch file: bytes 0..7 are {magic!r}, expected magic {MAGIC!r}"
               f"{_describe_foreign(magic)}")
-    if version != FORMAT_VERSION:
-        _fail(f"unsupported format version {version} at byte 8 (this reader knows {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        _fail(f"unsupported format version {version} at byte 8 (this reader knows "
+              f"{', '.join(map(str, READ_VERSIONS))})")
     if reserved:
         _fail(f"reserved byte 13 is {reserved}, must be 0 (corrupt header)")
-    if reserved2:
-        _fail(f"reserved bytes 36..39 hold {reserved2}, must be 0 (corrupt header)")
+    if version == 1:
+        clen, clen_at = clen16, 14
+        if clen32:
+            _fail(f"reserved bytes 36..39 hold {clen32}, must be 0 in a version 1 file (corrupt header)")
+    else:
+        clen, clen_at = clen32, 36
+        if clen16:
+            _fail(f"reserved bytes 14..15 hold {clen16}, must be 0 in a version 2 file (corrupt header)")
     if flags & ~FLAG_NORM_CODES:
         _fail(f"flags byte 11 is 0x{flags:02x}: unknown bits set (only bit 0 is defined)")
     if id_kind not in ID_KIND_NAMES:
         _fail(f"unknown id kind {id_kind} at byte 12 (0 = none, 1 = int64, 2 = UTF-8)")
-    codec = _codec_for(kind)
-    if codec is None:
-        _fail(f"unknown codec kind {kind} at byte 10 (known: {sorted(_CODECS)})")
+    try:
+        codec = registry.codec_kind(kind)
+    except ConfigError:
+        known = ", ".join(f"{k} ({e.name})" for k, e in registry.registered().items())
+        raise SketchFileError(f"unknown codec kind {kind} at byte 10 (known: {known})") from None
     if clen == 0:
-        _fail("config length at byte 14 is 0")
+        _fail(f"config length at byte {clen_at} is 0")
     if HEADER_BYTES + clen + CRC_BYTES > size:
-        _fail(f"truncated: the config length at byte 14 ({clen}) implies at least "
+        _fail(f"truncated: the config length at byte {clen_at} ({clen}) implies at least "
               f"{HEADER_BYTES + clen + CRC_BYTES} bytes, file has {size}")
     cfg_bytes = bytes(mv[HEADER_BYTES:HEADER_BYTES + clen])
     if cfg_bytes[0] != kind:
         _fail(f"config bytes at byte {HEADER_BYTES} start with codec kind {cfg_bytes[0]}, "
               f"the header (byte 10) says {kind}")
     try:
-        config = codec.parse(cfg_bytes)
+        config = codec.config_type.from_bytes(cfg_bytes)
     except (ClarkHashError, ValueError, TypeError, OverflowError, struct.error) as exc:
         raise SketchFileError(
             f"config bytes at byte {HEADER_BYTES} ({clen} bytes) are invalid: {exc}") from None
