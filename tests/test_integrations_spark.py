@@ -296,3 +296,22 @@ def test_reserved_partition_column(spark):
     df = spark.createDataFrame([([1.0] * D, 1)], f"embedding array<float>, {chs.PARTITION_COL} long")
     with pytest.raises(InvalidInputError, match="reserved"):
         chs.encode_dataframe(df, codecs()[0], keep=[chs.PARTITION_COL])
+
+
+def test_shuffled_cached_input_numbers_like_zip_with_index(spark):
+    """Input after a shuffle (AQE on), cached as the docs ask: ``row`` is the
+    position ``rdd.zipWithIndex`` gives, also with a coalesce after the encode."""
+    X = data(23, 200)
+    df = frame(spark, X, 3).repartition(5, "doc").cache()
+    try:
+        position = dict(df.rdd.map(lambda r: r["doc"]).zipWithIndex().collect())
+        assert sorted(position.values()) == list(range(200))
+        codec = codecs()[0]
+        pdf = chs.encode_dataframe(df, codec, keep=["doc"]).coalesce(1).toPandas()
+        assert sorted(pdf["row"]) == list(range(200))
+        assert all(position[d] == r for d, r in zip(pdf["doc"], pdf["row"]))
+        pdf = pdf.sort_values("row")
+        order = [int(d[1:]) for d in pdf["doc"]]
+        assert b"".join(pdf["code"]) == codec.encode(X[order]).codes_bytes()
+    finally:
+        df.unpersist()
