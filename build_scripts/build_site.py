@@ -166,6 +166,52 @@ def bytecode_stdlib(pyodide_dir: Path) -> Path | None:
     return cached
 
 
+def package_digest(pyodide_dir: Path) -> str:
+    """sha256 (16 hex digits) of everything the wheel and its bytecode zip are made from:
+    the package's files, pyproject.toml, README.md, LICENSE, compile_bytecode.mjs and
+    the Pyodide version that compiles the bytecode."""
+    h = hashlib.sha256()
+    files = [p for p in sorted((REPO / "clark_hash_web").rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts]
+    files += [REPO / f for f in ("pyproject.toml", "README.md", "LICENSE")]
+    files += [REPO / "build_scripts" / "compile_bytecode.mjs", pyodide_dir / "package.json"]
+    for f in files:
+        if f.exists():
+            h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cached_wheel(pyodide_dir: Path, dest: Path) -> tuple[Path, Path | None]:
+    """The wheel and its bytecode zip (None when it cannot be compiled), copied into
+    ``dest``; both are kept in .cache/wheel/<package_digest>/, so a rebuild with
+    unchanged sources reuses them (a repeat build takes about a second)."""
+    cached = CACHE / "wheel" / package_digest(pyodide_dir)
+    wheels = sorted(cached.glob("clark_hash_web-*-py3-none-any.whl"))
+    if not wheels:
+        shutil.rmtree(cached, ignore_errors=True)   # an incomplete entry
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=cached.name + ".", dir=cached.parent))
+        wheel = build_wheel(tmp)
+        pyc = wheel.with_name(wheel.name.replace("-py3-none-any.whl", "-bytecode.zip"))
+        compile_bytecode(pyodide_dir, ("package", wheel, pyc))
+        try:
+            tmp.rename(cached)
+        except OSError:   # a concurrent build got there first (same sources, same files)
+            shutil.rmtree(tmp, ignore_errors=True)
+        wheels = sorted(cached.glob("clark_hash_web-*-py3-none-any.whl"))
+    else:
+        note(f"wheel: reusing {cached.relative_to(REPO)} (package sources unchanged)")
+    check_wheel(wheels[0])
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / wheels[0].name
+    shutil.copy2(wheels[0], wheel)
+    pyc = wheels[0].with_name(wheels[0].name.replace("-py3-none-any.whl", "-bytecode.zip"))
+    if not pyc.exists():
+        return wheel, None
+    shutil.copy2(pyc, dest / pyc.name)
+    return wheel, dest / pyc.name
+
+
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.map", ".DS_Store"))
@@ -211,11 +257,10 @@ def build(out: Path) -> dict:
         note(f"NUMPY: serving {src[1].name}: the site uses the numpy backend")
 
     # our wheel
-    wheel = build_wheel(out / "wheels")
+    wheel, pyc = cached_wheel(pyodide_dir, out / "wheels")
     info["wheel"] = f"wheels/{wheel.name}"
     info["wheelSha256"] = hashlib.sha256(wheel.read_bytes()).hexdigest()   # keys the worker's interpreter snapshot
-    pyc = wheel.with_name(wheel.name.replace("-py3-none-any.whl", "-bytecode.zip"))
-    info["wheelBytecode"] = f"wheels/{pyc.name}" if compile_bytecode(pyodide_dir, ("package", wheel, pyc)) else None
+    info["wheelBytecode"] = f"wheels/{pyc.name}" if pyc else None
     note(f"wheel: {wheel.name}")
 
     # runtime and demo
