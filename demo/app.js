@@ -186,7 +186,8 @@ async function runSearch() {
       const r = wordSearch(query, TOP_K);
       state.lastResults = { query, mode: "words", ...r };
       $("search-info").textContent = `${r.matches} of ${fmt(state.notes.size)} notes contain these words ` +
-        `(${(performance.now() - t0).toFixed(1)} ms); search by meaning starts when the model is ready.`;
+        `(${(performance.now() - t0).toFixed(1)} ms)` +
+        (state.modelFailed ? "." : "; search by meaning starts when the model is ready.");
     } else {
       const r = await state.store.search(query, TOP_K);
       if (seq !== state.searchSeq) return; // a newer keystroke won
