@@ -2,7 +2,8 @@
 
 Not a speed test: it checks that the benchmark's browser searches return the
 native top 10, that the start-up visits happened as described (numpy after
-start-up, snapshot saved then restored) and that the JSON has its fields.
+start-up, snapshot saved then restored), that the demo page's visits found
+the typed query's note, and that the JSON has its fields.
 """
 
 from __future__ import annotations
@@ -32,5 +33,13 @@ def test_browser_bench_runs_and_finds_the_native_top10(tmp_path, capsys):
         assert len(r["search_warmup_ms"]) == bench.WARMUP
         assert r["cold_start_to_first_search_ms"] > 0 and r["warm_start_to_first_search_ms"] > 0
     assert res["ratios"] and res["js_dense_cosine_top10_ms"] > 0
+    # the demo page: first visit, reload, visit after a browser restart, each searched
+    for visit in ("first_visit", "reload", "after_browser_restart"):
+        d = res["demo"][visit]
+        assert 0 < d["search_usable_ms"] <= d["first_results_ms"], d
+        assert d["first_results_mode"] in ("words", "meaning")
+        assert d["first_results_top"].startswith("Sourdough"), d
+        assert d["search_usable_ms"] <= d["meaning_ready_ms"], d
+    assert res["demo"]["first_visit"]["search_mode_text_then"] == "Model loading: showing word matches."
     if len(backends) == 1:
         assert res["browser_numpy"].startswith("SKIPPED")
