@@ -7,12 +7,15 @@
  *   import { ClarkHashStore } from "./static/clark-hash-store.js";
  *   const store = await ClarkHashStore.open({
  *     name: "notes",
- *     config: { inputDim: 384 },          // defaults: sketchDim 96, bits 4, ...
+ *     codec: "e8:384",                    // any registered codec by spec (the recommended 48 B profile)
+ *     vectors: "int8",                    // optional: keep int8 rows for two-stage rescoring
  *     embedder: async (texts) => texts.map(embedOne),   // optional, for texts
  *   });
+ *   // or config: { inputDim: 384 } (Clark Hash fields), or config: Uint8Array (config bytes, e.g. a trained ITQ)
  *   store.backend;                          // "numpy" or "python"
  *   const ids = await store.addMany([vecA, vecB], { ids: ["a", "b"] });
  *   const { ids: top, scores, timings } = await store.search(queryVec, 10);
+ *   await store.search(queryVec, 10, { rescore: 100 });   // two-stage: 100 candidates re-ranked from int8 rows
  *   await store.delete("a");
  *   const bytes = await store.exportSketchFile();    // .chs bytes (Uint8Array)
  *   await store.importSketchFile(bytes);
@@ -80,7 +83,12 @@ export class ClarkHashError extends Error {
  * @typedef {object} StoreStats
  * @property {number} count               sketches stored
  * @property {string} backend             "numpy" or "python"
+ * @property {object} codec               {kind, name, title, spec, fingerprint, ...}
  * @property {number} codeBytes           bytes of one code (48 by default)
+ * @property {number} vectorBytesPerNote  int8 rescoring row bytes (4 + d), 0 without
+ * @property {number} bytesPerNote        code + norm code + int8 row
+ * @property {number} sketchRecordBytes   IndexedDB payload of codes, ids and meta
+ * @property {number} vectorRecordBytes   IndexedDB payload of the int8 rows
  * @property {number} storageBytesPerVector  code + norm code (dot mode)
  * @property {number} denseBytesPerVector 4 * inputDim
  * @property {number} blocks              IndexedDB block records
@@ -229,8 +237,13 @@ export class ClarkHashStore {
     this.name = info.name;
     /** "numpy" or "python": the codec backend this store runs on now (an "auto" store moves to numpy when it loads). */
     this.backend = info.backend;
-    /** The config as stored: plain fields plus `fingerprint` (16 hex chars). */
+    /**
+     * The config as stored: `input_dim`, `fingerprint` (16 hex chars), `code_bytes`,
+     * `codec` ({kind, name, title, spec, ...}) and, for Clark Hash, its fields.
+     */
     this.config = info.config;
+    /** "int8" when the store keeps int8 rows for two-stage search, else null. */
+    this.vectors = info.vectors ?? null;
     /** Sketches present at open time (use count() for the live value). */
     this.initialCount = info.count;
     /** Milliseconds spent loading IndexedDB into the in-memory index at open. */
@@ -250,8 +263,14 @@ export class ClarkHashStore {
    * in-memory index (each handle must be closed).
    * @param {object} opts
    * @param {string} opts.name
-   * @param {ClarkHashConfigInit} [opts.config]  required when creating; when
+   * @param {string} [opts.codec]  a codec spec such as "e8:384", "sign-bits:384",
+   *        "clark-hash:384" (clark_hash_web/codecs/registry.py)
+   * @param {ClarkHashConfigInit|Uint8Array|ArrayBuffer} [opts.config]  Clark Hash
+   *        fields, or the canonical config bytes of any codec (e.g. a trained ITQ).
+   *        One of codec/config is required when creating; when both are
    *        omitted, an existing store opens with its stored config
+   * @param {"int8"|null} [opts.vectors=null]  keep an int8 row beside every
+   *        sketch (same transaction) for two-stage search; fixed at creation
    * @param {"auto"|"numpy"|"python"} [opts.backend="auto"]
    * @param {(texts: string[]) => Promise<Float32Array[]>} [opts.embedder]
    *        turns texts into vectors (needed to add or search texts)
@@ -263,10 +282,18 @@ export class ClarkHashStore {
       throw new ClarkHashError("InvalidInputError", "open() needs {name: string, config}");
     }
     const runtime = opts.runtime ?? defaultRuntime();
+    const raw = opts.config instanceof ArrayBuffer || ArrayBuffer.isView(opts.config);
+    if (opts.codec !== undefined && opts.codec !== null && typeof opts.codec !== "string") {
+      throw new ClarkHashError("InvalidInputError", `open(): codec must be a spec string like "e8:384"`);
+    }
     const info = await runtime.call("open", {
       name: opts.name,
-      config: opts.config ? normalizeConfig(opts.config) : null,
+      codec: opts.codec ?? null,
+      config: opts.config && !raw ? normalizeConfig(opts.config) : null,
+      configBytes: raw ? new Uint8Array(ArrayBuffer.isView(opts.config) ? opts.config.buffer.slice(
+        opts.config.byteOffset, opts.config.byteOffset + opts.config.byteLength) : opts.config.slice(0)) : null,
       backend: opts.backend ?? "auto",
+      vectors: opts.vectors ?? null,
     });
     return new ClarkHashStore(runtime, info.handle, info, opts.embedder);
   }
@@ -329,12 +356,19 @@ export class ClarkHashStore {
    * Top-k search.
    * @param {Float32Array|number[]|string} query
    * @param {number} [k=10]
+   * @param {{rescore?: number}} [opts]  rescore: two-stage search (stores opened
+   *        with vectors "int8"): the best `rescore` candidates by code are re-ranked
+   *        exactly from their int8 rows (scores are then the rescoring scores)
    * @returns {Promise<SearchResult>}
    */
-  async search(query, k = 10) {
+  async search(query, k = 10, opts = {}) {
     const t0 = performance.now();
+    const rescore = opts.rescore ?? 0;
+    if (!Number.isInteger(rescore) || rescore < 0) {
+      throw new ClarkHashError("InvalidInputError", `search(): rescore must be a non-negative integer, got ${rescore}`);
+    }
     const { flat, embedMs } = await this._vectors([query], "search");
-    const r = await this.runtime.call("search", { handle: this.handle, query: flat.buffer, k }, [flat.buffer]);
+    const r = await this.runtime.call("search", { handle: this.handle, query: flat.buffer, k, rescore }, [flat.buffer]);
     const timings = { embedMs, sketchMs: r.sketchMs, searchMs: r.searchMs, totalMs: performance.now() - t0 };
     return { ids: r.ids, scores: new Float32Array(r.scores), timings };
   }

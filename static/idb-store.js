@@ -4,14 +4,22 @@
  * One database per store, named "clark-hash:" + store name, version 1, with
  * three object stores:
  *
- *   meta    key "meta" -> {schema: 1, configBytes: ArrayBuffer(32),
- *                          fingerprint: "16 hex chars", created: ms since epoch,
- *                          nextAuto: next automatic int id (deleted ids are not reused)}
- *           The 32 canonical config bytes (ClarkHashConfig.to_bytes) and their
- *           fingerprint. Opening with another config is a ConfigMismatchError.
+ *   meta    key "meta" -> {schema: 1, configBytes: ArrayBuffer, fingerprint: "16 hex chars",
+ *                          created: ms since epoch, nextAuto: next automatic int id
+ *                          (deleted ids are not reused), vectors?: "int8"}
+ *           The canonical config bytes of any registered codec (first byte =
+ *           codec kind: 1 Clark Hash (32 bytes), 2 hyperplane LSH, 3 sign bits,
+ *           4 ITQ (591 KB at d=384), 5 E8; clark_hash_web/codecs/registry.py)
+ *           and their fingerprint. Opening with another config is a
+ *           ConfigMismatchError. `vectors: "int8"` (two-stage stores) is set
+ *           at creation; stores made before it have no such field.
  *   blocks  key block number (int, ascending = insertion order) ->
- *           {n, codes: ArrayBuffer(n * codeBytes), norms: ArrayBuffer(2n, u16 LE) | null}
- *           Up to 1024 sketches per record (BLOCK_ROWS in browser_bridge.py).
+ *           {n, codes: ArrayBuffer(n * codeBytes), norms: ArrayBuffer(2n, u16 LE) | null,
+ *            vectors?: ArrayBuffer(n * (4 + d))}
+ *           Up to 1024 sketches per record (BLOCK_ROWS in clark_hash_web/browser/bridge.py).
+ *           `vectors` (two-stage stores only): each row's int8 rescoring row,
+ *           f32 LE scale then d int8 (clark_hash_web/browser/int8_rows.py), in
+ *           the same record as its code, so one transaction writes both.
  *   ids     key block number -> the ids of that block's rows, in row order:
  *           {kind: "range", start, n}  consecutive ints start..start+n-1
  *           {kind: "int", data: ArrayBuffer(8n, f64 LE)}  other (safe) ints
@@ -124,9 +132,10 @@ export function applyPlan(db, plan, meta, failWith = null) {
     ids.delete(key);
   }
   for (const p of plan.puts) {
-    blocks.put({ n: p.block.n, codes: exactBuffer(p.block.codes), norms: exactBuffer(p.block.norms) }, p.key);
-    const rec = p.ids.kind === "int" ? { kind: "int", data: exactBuffer(p.ids.data) } : p.ids;
-    ids.put(rec, p.key);
+    const rec = { n: p.block.n, codes: exactBuffer(p.block.codes), norms: exactBuffer(p.block.norms) };
+    if (p.block.vectors) rec.vectors = exactBuffer(p.block.vectors);   // two-stage stores: int8 rows, same record
+    blocks.put(rec, p.key);
+    ids.put(p.ids.kind === "int" ? { kind: "int", data: exactBuffer(p.ids.data) } : p.ids, p.key);
   }
   if (failWith) {   // test hook (worker.js failNextWrite): abort after all puts were issued
     tx.abort();

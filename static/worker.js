@@ -15,6 +15,7 @@
 
 import * as idb from "./idb-store.js";
 import { PrefilterScanner } from "./prefilter-scan.js";
+import { TableScanner, rescoreInt8, rankRescored } from "./table-scan.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser.bridge (PyProxy)
@@ -297,8 +298,17 @@ function prefetch(name) {
   prefetched.set(name, p);
 }
 
-async function open({ name, config, backend }) {
+/** {bytes: Uint8Array, fingerprint} of the codec an open() names (spec, Clark Hash fields or config bytes), or null. */
+function wantedConfig({ config, codec, configBytes }) {
+  if (!config && !codec && !configBytes) return null;
+  const r = toJs(bridge.config_bytes_of(codec ?? undefined, config ? py.toPy(config) : undefined,
+                                        configBytes ? new Uint8Array(configBytes) : undefined));
+  return { bytes: r.bytes.slice(), fingerprint: r.fingerprint };
+}
+
+async function open({ name, config, codec, configBytes, backend, vectors }) {
   backend = backend || "auto";
+  vectors = vectors || null;
   const pre = prefetched.get(name);
   prefetched.delete(name);
   const early = pre ? await pre.catch(() => null) : null;
@@ -311,10 +321,9 @@ async function open({ name, config, backend }) {
   for (const [handle, s] of stores) {
     // A store open twice in one worker shares one in-memory index (and handle).
     if (s.name !== name) continue;
-    if (config) {
-      const cfg = bridge.config_from_js(py.toPy(config));
-      const fp = cfg.fingerprint;
-      cfg.destroy();
+    const want = wantedConfig({ config, codec, configBytes });
+    if (want) {
+      const fp = want.fingerprint;
       if (fp !== s.meta.fingerprint) {
         throw fail("ConfigMismatchError",
           `store "${name}" was created with config ${s.meta.fingerprint}; it cannot be opened with config ${fp}`);
@@ -323,10 +332,13 @@ async function open({ name, config, backend }) {
     if (backend !== "auto" && backend !== s.py.codec.backend) {
       throw fail("InvalidInputError", `store "${name}" is already open with the ${s.py.codec.backend} backend`);
     }
+    if (vectors && vectors !== (s.meta.vectors || null)) {
+      throw fail("ConfigMismatchError", `store "${name}" keeps vectors: ${s.meta.vectors || "none"}, not ${vectors}`);
+    }
     s.refs += 1;
     if (early) early.db.close();
     return { handle, name, backend: s.py.codec.backend, config: toJs(bridge.config_info(s.py.config)),
-             count: s.py.index.__len__(), loadMs: 0 };
+             vectors: s.meta.vectors || null, count: s.py.index.__len__(), loadMs: 0 };
   }
   const db = early ? early.db : await idb.openDB(name);
   try {
@@ -335,43 +347,53 @@ async function open({ name, config, backend }) {
       throw fail("StorageError", `store "${name}" has IndexedDB schema ${meta.schema}; this runtime reads schema ${idb.SCHEMA_VERSION}`);
     }
     let cfgBytes;
-    if (config) {
-      const cfg = bridge.config_from_js(py.toPy(config));
-      cfgBytes = cfg.to_bytes().toJs();
-      const fp = cfg.fingerprint;
-      cfg.destroy();
-      if (meta && meta.fingerprint !== fp) {
+    const want = wantedConfig({ config, codec, configBytes });
+    if (want) {
+      cfgBytes = want.bytes;
+      if (meta && meta.fingerprint !== want.fingerprint) {
         throw fail("ConfigMismatchError",
-          `store "${name}" was created with config ${meta.fingerprint}; it cannot be opened with config ${fp}`);
+          `store "${name}" was created with config ${meta.fingerprint}; it cannot be opened with config ${want.fingerprint}`);
       }
     } else if (!meta) {
-      throw fail("InvalidInputError", `store "${name}" does not exist: open() needs a config to create it`);
+      throw fail("InvalidInputError", `store "${name}" does not exist: open() needs a codec or config to create it`);
     }
-    if (meta) cfgBytes = new Uint8Array(meta.configBytes);
+    if (meta) {
+      cfgBytes = new Uint8Array(meta.configBytes);
+      // a store keeps what it was created with (stores made before two-stage search have no vectors)
+      if (vectors && vectors !== (meta.vectors || null)) {
+        throw fail("ConfigMismatchError",
+          `store "${name}" was created with vectors: ${meta.vectors || "none"}; it cannot be opened with vectors: ${vectors} (re-encode into a new store)`);
+      }
+      vectors = meta.vectors || null;
+    }
     const records = early && early.records ? early.records : await idb.readAllRecords(db);
     const t0 = performance.now();
     const pyRecords = py.toPy(records.map((r) => ({
       key: r.key,
-      block: { n: r.block.n, codes: new Uint8Array(r.block.codes), norms: r.block.norms ? new Uint8Array(r.block.norms) : undefined },
+      block: { n: r.block.n, codes: new Uint8Array(r.block.codes), norms: r.block.norms ? new Uint8Array(r.block.norms) : undefined,
+               vectors: r.block.vectors ? new Uint8Array(r.block.vectors) : undefined },
       ids: r.ids.kind === "int" ? { kind: "int", data: new Uint8Array(r.ids.data) } : r.ids,
     })));
-    const pair = bridge.open_store(cfgBytes, backend, pyRecords, meta ? meta.nextAuto || 0 : 0);
+    const pair = bridge.open_store(cfgBytes, backend, pyRecords, meta ? meta.nextAuto || 0 : 0, vectors ?? undefined);
     pyRecords.destroy();
     const store = pair.get(0);
     pair.destroy();
     if (!meta) {
       meta = { schema: idb.SCHEMA_VERSION, configBytes: idb.exactBuffer(cfgBytes.slice()), fingerprint: store.config.fingerprint, created: Date.now(), nextAuto: 0 };
+      if (vectors) meta.vectors = vectors;
       await idb.writeMeta(db, meta);
     }
     const handle = nextHandle++;
-    const entry = { name, db, meta, py: store, refs: 1, scan: null, backendOption: backend };
+    const entry = { name, db, meta, py: store, refs: 1, scan: null, backendOption: backend,
+                    flat: store.flat, dim: store.config.input_dim, vectors };
     const count = store.index.__len__();
-    if (count > prefilterMinRows) scanDataFromRecords(entry, records, count);   // the JS scan will need it
+    if (count > prefilterMinRows || !entry.flat) scanDataFromRecords(entry, records, count);   // the JS scan will need it
     stores.set(handle, entry);
     return {
       handle, name,
       backend: store.codec.backend,
       config: toJs(bridge.config_info(store.config)),
+      vectors,
       count: store.index.__len__(),
       loadMs: performance.now() - t0,
     };
@@ -419,7 +441,7 @@ let prefilterMinRows = 2000;
 function scanData(s) {
   if (s.scan) return s.scan;
   const r = toJs(s.py.scan_data());
-  return setScanData(s, r.codes, r.normCodes ? r.normCodes.slice() : null, r.count);
+  return setScanData(s, r.codes, r.normCodes ? r.normCodes.slice() : null, r.count, r.vectors || null);
 }
 
 /**
@@ -430,21 +452,31 @@ function scanData(s) {
 function scanDataFromRecords(s, records, count) {
   const codeBytes = s.py.config.code_bytes;
   const codes = new Uint8Array(count * codeBytes);
-  const dot = records.length > 0 && !!records[0].block.norms;
+  const dot = s.flat && records.length > 0 && !!records[0].block.norms;
   const norms = dot ? new Uint8Array(count * 2) : null;
+  const rowBytes = 4 + s.dim;
+  const vecs = s.vectors ? new Uint8Array(count * rowBytes) : null;
   let row = 0;
   for (const r of records) {
     codes.set(new Uint8Array(r.block.codes), row * codeBytes);
     if (dot) norms.set(new Uint8Array(r.block.norms), row * 2);
+    if (vecs) vecs.set(new Uint8Array(r.block.vectors), row * rowBytes);
     row += r.block.n;
   }
   if (row !== count) throw fail("WorkerError", `IndexedDB blocks hold ${row} rows, the index ${count}`);
-  return setScanData(s, codes, norms, count);
+  return setScanData(s, codes, norms, count, vecs);
 }
 
-/** Keep `codes` (Uint8Array) and `norms` (Uint8Array of u16 LE, offset 0, or null) as the store's scan data. */
-function setScanData(s, codes, norms, count) {
+/**
+ * Keep `codes` (Uint8Array), `norms` (Uint8Array of u16 LE, offset 0, or null)
+ * and `vectors` (int8 rescoring rows, Uint8Array, or null) as the store's scan data.
+ */
+function setScanData(s, codes, norms, count, vectors) {
   const codeBytes = s.py.config.code_bytes;
+  if (!s.flat) {
+    s.scan = { n: count, codeBytes, codes, vectors, scanner: new TableScanner(codes, codeBytes, count) };
+    return s.scan;
+  }
   let decoded = s.decoded || null;
   if (norms && !decoded) {
     const d = toJs(s.py.decoded_norms()).slice();
@@ -452,14 +484,66 @@ function setScanData(s, codes, norms, count) {
   }
   const normCodes = norms ? new Uint16Array(norms.buffer, 0, count) : null;
   s.scan = {
-    n: count, codeBytes, codes, normCodes, decoded,
+    n: count, codeBytes, codes, normCodes, decoded, vectors,
     scanner: new PrefilterScanner(codes, codeBytes, count, normCodes, decoded),
   };
   return s.scan;
 }
 
-/** Top-k of one query: {ids, scores: ArrayBuffer, sketchMs, searchMs, scan: {...}}. */
-function search(s, query, k) {
+/**
+ * Top-k of one query: {ids, scores: ArrayBuffer, sketchMs, searchMs, scan: {...}}.
+ * `rescore` (two-stage stores): the number of stage-1 candidates re-ranked
+ * exactly from their int8 rows; the scores are then the rescoring scores.
+ */
+function search(s, query, k, rescore) {
+  if (rescore) return searchTwoStage(s, query, k, rescore);
+  return s.flat ? searchFlat(s, query, k) : searchTables(s, query, k);
+}
+
+/** Binary and E8 stores: exact JS scan of every code with the query's byte tables. */
+function searchTables(s, query, k) {
+  const t0 = performance.now();
+  const t = toJs(s.py.table_query(query));
+  const tables = new Float32Array(t.tables.buffer, t.tables.byteOffset, t.tables.byteLength / 4);
+  const t1 = performance.now();
+  const data = scanData(s);
+  const t2 = performance.now();
+  const top = data.scanner.top(tables, Math.max(0, Math.floor(k)));
+  const t3 = performance.now();
+  const ids = toJs(s.py.ids_of_rows(new Uint8Array(top.rows.buffer)));
+  const t4 = performance.now();
+  return {
+    ids, rows: top.rows, scores: idb.exactBuffer(top.scores),
+    sketchMs: t.sketchMs, searchMs: t4 - t0 - t.sketchMs,
+    scan: { mode: "js-table-scan", tablesMs: t1 - t0, fetchMs: t2 - t1, scanMs: t3 - t2, idsMs: t4 - t3 },
+  };
+}
+
+/** Two-stage: the stage-1 top `rescore` (either path), re-ranked exactly from the int8 rows in JS. */
+function searchTwoStage(s, query, k, rescore) {
+  if (!s.vectors) {
+    throw fail("InvalidInputError", `store "${s.name}" keeps no vectors for rescoring (create it with vectors: "int8")`);
+  }
+  const n = Math.max(Math.floor(rescore), Math.floor(k));
+  const t0 = performance.now();
+  const first = s.flat ? searchFlat(s, query, n) : searchTables(s, query, n);
+  const t1 = performance.now();
+  const rows = first.rows ?? new Uint32Array(toJs(s.py.rows_of_ids(py.toPy(first.ids))).slice().buffer);
+  const q = toJs(s.py.rescore_query(query)).slice();
+  const qf = new Float32Array(q.buffer, 0, s.dim);
+  const data = scanData(s);
+  const scores = rescoreInt8(qf, data.vectors, s.dim, rows);
+  const order = rankRescored(rows, scores, Math.floor(k));
+  const t2 = performance.now();
+  return {
+    ids: order.map((j) => first.ids[j]), scores: idb.exactBuffer(Float32Array.from(order, (j) => scores[j])),
+    sketchMs: first.sketchMs, searchMs: t2 - t0 - first.sketchMs,
+    scan: { ...first.scan, stage1Ms: t1 - t0, rescored: rows.length, rescoreMs: t2 - t1 },
+  };
+}
+
+/** Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python. */
+function searchFlat(s, query, k) {
   const t0 = performance.now();
   const plan = toJs(s.py.prefilter(query, k, prefilterMinRows));
   if (plan.direct) {
@@ -505,9 +589,11 @@ const OPS = {
     const s = storeOf(handle);
     return write(s, s.py.plan_import(bytesArg(bytes)));
   },
-  /** {handle, query: ArrayBuffer (d float32), k} -> {ids, scores: ArrayBuffer, sketchMs, searchMs, scan} */
-  async search({ handle, query, k }) {
-    return search(storeOf(handle), bytesArg(query), k);
+  /** {handle, query: ArrayBuffer (d float32), k, rescore?} -> {ids, scores: ArrayBuffer, sketchMs, searchMs, scan} */
+  async search({ handle, query, k, rescore }) {
+    const r = search(storeOf(handle), bytesArg(query), k, rescore || 0);
+    delete r.rows;
+    return r;
   },
   /** Test/benchmark hook: stores above `rows` rows use the JS prefilter (default 2000; 0 = always). */
   async setPrefilterMinRows({ rows }) {
@@ -553,9 +639,10 @@ const OPS = {
     return true;
   },
   /** Stateless encode for parity checks: {config, backend, vectors: ArrayBuffer, n} -> {codes, normCodes, backend} */
-  async encode({ config, backend, vectors, n }) {
+  async encode({ config, codec, configBytes, backend, vectors, n }) {
     if (backend === "numpy") await requireNumpy("encode");
-    const r = toJs(bridge.encode_raw(py.toPy(config), backend || "auto", bytesArg(vectors), n));
+    const r = toJs(bridge.encode_raw(config ? py.toPy(config) : undefined, backend || "auto", bytesArg(vectors), n,
+                                     codec ?? undefined, configBytes ? new Uint8Array(configBytes) : undefined));
     return { backend: r.backend, codes: idb.exactBuffer(r.codes.slice()), normCodes: r.normCodes ? idb.exactBuffer(r.normCodes.slice()) : null };
   },
   /** Test hook: make the next write transaction abort with a DOMException named `name`. */

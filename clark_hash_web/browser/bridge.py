@@ -1,6 +1,9 @@
 """Python side of the browser runtime: what static/worker.js calls.
 
-The worker keeps one :class:`BrowserStore` per open IndexedDB store. It
+The worker keeps one :class:`BrowserStore` per open IndexedDB store, of any
+registered codec (:mod:`clark_hash_web.codecs.registry`: Clark Hash, E8, sign
+bits, hyperplane LSH, ITQ); its in-memory index comes from
+:func:`clark_hash_web.index.make_index`. It
 validates and encodes everything here first, gets back a *write plan* (the
 IndexedDB records to put and delete), writes that plan in ONE IndexedDB
 transaction, and only when the transaction has committed calls
@@ -13,7 +16,12 @@ Records (see static/idb-store.js for the database layout)
 A block ``b`` (int key, appended in increasing order, rows in insertion
 order) is two records:
 
-``blocks[b]`` = ``{"n": rows, "codes": n * code_bytes bytes, "norms": n * 2 bytes (u16 LE) or None}``
+``blocks[b]`` = ``{"n": rows, "codes": n * code_bytes bytes, "norms": n * 2 bytes (u16 LE) or None,
+"vectors": n * (4 + d) bytes or None}``
+
+(``vectors``: the int8 rescoring rows of a two-stage store, see
+:mod:`.int8_rows`; in the same record as the codes, so one transaction
+writes both.)
 ``ids[b]``    = one of
     ``{"kind": "range", "start": s, "n": n}``   ints s, s+1, ..., s+n-1
     ``{"kind": "int", "data": n * 8 bytes}``     other ints, f64 LE (safe integers)
@@ -39,11 +47,14 @@ import time
 from array import array
 
 from ..backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
-from ..codecs.clark_hash import ClarkHash
+from ..codecs import registry
 from ..codecs.base import EncodedBatch
+from ..codecs.clark_hash import ClarkHash
 from ..codecs.clark_hash_config import ClarkHashConfig
-from ..errors import ConfigMismatchError, InvalidInputError
+from ..errors import ConfigError, ConfigMismatchError, InvalidInputError
+from ..index.factory import make_index
 from ..index.flat import FlatIndex
+from .int8_rows import Int8Rows
 
 #: Rows per block record (48 KiB of codes with the default config).
 BLOCK_ROWS = 1024
@@ -102,13 +113,52 @@ def config_from_js(fields: dict) -> ClarkHashConfig:
     return ClarkHashConfig.from_dict(fields)
 
 
-def config_info(cfg: ClarkHashConfig) -> dict:
-    """The config as the page sees it: fields (seed as a decimal string) and derived sizes."""
-    d = cfg.to_dict()
-    d["seed"] = str(cfg.seed)
+def config_of(spec=None, fields=None, config_bytes=None):
+    """The config named by exactly one of a spec string, Clark Hash fields or config bytes.
+
+    Parameters
+    ----------
+    spec : str, optional
+        A registry spec such as ``"e8:384"`` (:func:`registry.config_from_spec`).
+    fields : dict, optional
+        Clark Hash config fields as the page sends them (:func:`config_from_js`).
+    config_bytes : bytes-like, optional
+        Canonical config bytes of any registered codec (e.g. a trained ITQ).
+    """
+    given = [x for x in (spec, fields, config_bytes) if x is not None]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of codec (a spec like 'e8:384'), config (Clark Hash "
+                          f"fields) or config bytes; got {len(given)}")
+    if spec is not None:
+        return registry.config_from_spec(str(spec))
+    if fields is not None:
+        return config_from_js(fields)
+    return registry.config_from_bytes(as_bytes(config_bytes))
+
+
+def config_bytes_of(spec=None, fields=None, config_bytes=None) -> dict:
+    """``{bytes, fingerprint}`` of :func:`config_of` (what the worker stores in ``meta``)."""
+    cfg = config_of(spec, fields, config_bytes)
+    return {"bytes": bytes(cfg.to_bytes()), "fingerprint": cfg.fingerprint}
+
+
+def config_info(cfg) -> dict:
+    """The config as the page sees it: fields (seed as a decimal string), codec and sizes.
+
+    ``codec`` is :func:`registry.describe` (kind, name, title, spec or None,
+    fingerprint, sizes); Clark Hash configs also give their fields at the top
+    level, as before.
+    """
+    d = dict(cfg.to_dict()) if hasattr(cfg, "to_dict") else {}
+    if "seed" in d:
+        d["seed"] = str(cfg.seed)
+    d.pop("mean", None)
+    d.pop("projection", None)
+    d["input_dim"] = cfg.input_dim
     d["fingerprint"] = cfg.fingerprint
     d["code_bytes"] = cfg.code_bytes
     d["storage_bytes_per_vector"] = cfg.storage_bytes_per_vector
+    d["codec"] = registry.describe(cfg)
     return d
 
 
@@ -134,16 +184,23 @@ def _ids_from_record(rec: dict) -> list:
 
 
 class _Block:
-    """One block's rows in memory: ids, codes, norm codes (bytes)."""
+    """One block's rows in memory: ids, codes, norm codes and int8 rows (bytes or None)."""
 
-    __slots__ = ("ids", "codes", "norms")
+    __slots__ = ("ids", "codes", "norms", "vectors")
 
-    def __init__(self, ids, codes, norms):
-        self.ids, self.codes, self.norms = list(ids), bytes(codes), (bytes(norms) if norms is not None else None)
+    def __init__(self, ids, codes, norms, vectors=None):
+        self.ids, self.codes = list(ids), bytes(codes)
+        self.norms = bytes(norms) if norms is not None else None
+        self.vectors = bytes(vectors) if vectors is not None else None
 
     def record(self, key):
-        return {"key": key, "block": {"n": len(self.ids), "codes": self.codes, "norms": self.norms},
+        return {"key": key, "block": {"n": len(self.ids), "codes": self.codes, "norms": self.norms,
+                                      "vectors": self.vectors},
                 "ids": _ids_record(self.ids)}
+
+
+def _rows_of(data, width, rows) -> bytes:
+    return b"".join(data[r * width:(r + 1) * width] for r in rows)
 
 
 class BrowserStore:
@@ -152,22 +209,41 @@ class BrowserStore:
     Parameters
     ----------
     config_bytes : bytes
-        The 32 canonical config bytes (from the ``meta`` record or a new config).
+        Canonical config bytes of any registered codec (from the ``meta``
+        record or a new config); the first byte is the codec kind.
     backend : {"auto", "numpy", "python"}
+    vectors : {None, "int8"}
+        ``"int8"``: keep an int8 rescoring row beside every sketch (two-stage
+        search, :mod:`.int8_rows`).
     """
 
-    def __init__(self, config_bytes: bytes, backend: str = "auto"):
-        self.config = ClarkHashConfig.from_bytes(as_bytes(config_bytes))
-        self.codec = ClarkHash(self.config, backend=None if backend in (None, "auto") else backend)
-        self.index = FlatIndex(self.codec)
+    def __init__(self, config_bytes: bytes, backend: str = "auto", vectors=None):
+        self.config = registry.config_from_bytes(as_bytes(config_bytes))
+        self.codec = registry.codec_from_config(self.config,
+                                                None if backend in (None, "auto") else backend)
+        self.index = make_index(self.codec)
+        #: True for Clark Hash (FlatIndex, JS prefilter + Python ranking); False for
+        #: the table-scored kinds (exact JS scan, static/table-scan.js)
+        self.flat = isinstance(self.index, FlatIndex)
+        if vectors not in (None, "int8"):
+            raise InvalidInputError(f"vectors must be None or 'int8', got {vectors!r}")
+        self.vectors = vectors
+        self._int8 = Int8Rows(self.config.input_dim, self.config.metric, self.codec.backend) \
+            if vectors else None
         self.blocks = {}          # key -> _Block, keys ascending = insertion order
         self.block_of = {}        # id -> block key
         self.next_auto = 0
         self._pending = {}
         self._token = 0
         self._query = None        # the QuerySketch between prefilter() and rank()
+        self._row_map = None      # id -> row, rebuilt after writes (rescoring)
         # pure-Python codec for single queries (see _sketch); kept if the store moves to numpy
         self._sketcher = self.codec if self.codec.backend == "python" else None
+
+    @property
+    def code_kind(self) -> str:
+        """The codec's spec name (``"clark-hash"``, ``"e8"``, ...)."""
+        return registry.kind_of(self.config).name
 
     def use_backend(self, backend: str) -> str:
         """Move the in-memory index to another codec backend; returns its name.
@@ -181,11 +257,13 @@ class BrowserStore:
             raise InvalidInputError("use_backend() while a write is pending")
         if backend == self.codec.backend:
             return backend
-        codec = ClarkHash(self.config, backend=backend)
-        index = FlatIndex(codec)
+        codec = registry.codec_from_config(self.config, backend)
+        index = make_index(codec)
         if len(self.index):
             index.add_encoded(self.index.encoded(), self.index.ids)
         self.codec, self.index = codec, index
+        if self._int8 is not None:
+            self._int8 = Int8Rows(self.config.input_dim, self.config.metric, codec.backend)
         return codec.backend
 
     # -- loading --------------------------------------------------------------
@@ -196,11 +274,13 @@ class BrowserStore:
         rows are never handed out again, across reloads too).
 
         Returns the milliseconds spent. Records are checked like any stored
-        bytes (lengths, padding bits); a bad record raises and opens nothing.
+        bytes (lengths, padding bits, code values); a bad record raises and
+        opens nothing.
         """
         t0 = time.perf_counter()
         self.next_auto = max(self.next_auto, int(next_auto or 0))
         cb = self.config.code_bytes
+        vb = self._int8.row_bytes if self._int8 is not None else 0
         codes, norms, ids = [], [], []
         for rec in sorted(records, key=lambda r: int(r["key"])):
             key, blk = int(rec["key"]), rec["block"]
@@ -208,18 +288,23 @@ class BrowserStore:
             n = int(blk["n"])
             bcodes = as_bytes(blk["codes"])
             bnorms = as_bytes(blk["norms"]) if blk.get("norms") is not None else None
+            bvecs = as_bytes(blk["vectors"]) if blk.get("vectors") is not None else None
             if len(bids) != n or len(bcodes) != n * cb:
                 raise ConfigMismatchError(
                     f"IndexedDB block {key}: {n} rows, {len(bids)} ids and {len(bcodes)} code bytes "
                     f"do not fit code_bytes={cb}")
-            self.blocks[key] = _Block(bids, bcodes, bnorms)
+            if vb and (bvecs is None or len(bvecs) != n * vb):
+                raise ConfigMismatchError(
+                    f"IndexedDB block {key}: {n} rows need {n * vb} bytes of int8 rescoring rows, "
+                    f"found {0 if bvecs is None else len(bvecs)}")
+            self.blocks[key] = _Block(bids, bcodes, bnorms, bvecs if vb else None)
             self.block_of.update(dict.fromkeys(bids, key))
             codes.append(bcodes)
             if bnorms is not None:
                 norms.append(bnorms)
             ids.extend(bids)
         if ids:
-            nc = b"".join(norms) if self.config.metric == "dot" else None
+            nc = b"".join(norms) if self.config.metric == "dot" and self.flat else None
             enc = EncodedBatch.from_bytes(self.config, b"".join(codes), nc)
             self.index.add_encoded(enc, ids)
             self._bump_auto(ids)
@@ -256,8 +341,10 @@ class BrowserStore:
     def plan_add(self, vectors, n: int, ids=None) -> dict:
         """Validate and encode ``n`` float32 rows (raw LE bytes); plan their write.
 
-        Raises DimensionError, InvalidVectorError, DuplicateIdError or
-        InvalidInputError before anything is planned.
+        A two-stage store also prepares each row's int8 rescoring row (same
+        bytes as a desktop int8 VectorFile). Raises DimensionError,
+        InvalidVectorError, DuplicateIdError or InvalidInputError before
+        anything is planned.
         """
         raw = as_bytes(vectors)
         d = self.config.input_dim
@@ -265,28 +352,36 @@ class BrowserStore:
             raise InvalidInputError(f"{len(raw)} bytes of float32 for {n} vectors of dimension {d}")
         ids = self._check_ids(ids, n)
         enc = self.codec.encode(raw) if n else EncodedBatch.from_bytes(
-            self.config, b"", b"" if self.config.metric == "dot" else None)
-        return self._plan_encoded(enc, ids, "add")
+            self.config, b"", b"" if self.config.metric == "dot" and self.flat else None)
+        vecs = self._int8.prepare_rows(raw) if self._int8 is not None and n else b""
+        return self._plan_encoded(enc, ids, "add", vecs)
 
-    def _plan_encoded(self, enc: EncodedBatch, ids: list, kind: str) -> dict:
+    def _plan_encoded(self, enc: EncodedBatch, ids: list, kind: str, vecs=None) -> dict:
         cb = self.config.code_bytes
+        vb = self._int8.row_bytes if self._int8 is not None else 0
         codes = enc.codes_bytes()
         norms = enc.norm_codes_bytes()
         puts = []
         pos = 0
         n = len(ids)
+
+        def part(data, width, a, b):
+            return None if data is None or not width else data[a * width:b * width]
+
         key = max(self.blocks) if self.blocks else -1
         if key >= 0 and len(self.blocks[key].ids) < BLOCK_ROWS and n:
             b = self.blocks[key]
             take = min(BLOCK_ROWS - len(b.ids), n)
             puts.append((key, _Block(b.ids + ids[:take], b.codes + codes[:take * cb],
-                                     None if norms is None else b.norms + norms[:2 * take])))
+                                     None if norms is None else b.norms + norms[:2 * take],
+                                     None if not vb else b.vectors + vecs[:take * vb])))
             pos = take
         while pos < n:
             key += 1
             take = min(BLOCK_ROWS, n - pos)
             puts.append((key, _Block(ids[pos:pos + take], codes[pos * cb:(pos + take) * cb],
-                                     None if norms is None else norms[2 * pos:2 * (pos + take)])))
+                                     part(norms, 2, pos, pos + take),
+                                     part(vecs, vb, pos, pos + take))))
             pos += take
 
         def apply():
@@ -297,6 +392,7 @@ class BrowserStore:
                 for i in b.ids:
                     self.block_of[i] = k
             self._bump_auto(ids)
+            self._row_map = None
             return ids
 
         next_auto = max([self.next_auto] + [i + 1 for i in ids if isinstance(i, int)])
@@ -310,6 +406,7 @@ class BrowserStore:
             raise KeyError(f"id(s) not in the store: {missing[:5]}")
         drop = set(ids)
         cb = self.config.code_bytes
+        vb = self._int8.row_bytes if self._int8 is not None else 0
         puts, deletes = [], []
         for key in sorted({self.block_of[i] for i in drop}):
             b = self.blocks[key]
@@ -317,9 +414,9 @@ class BrowserStore:
             if not keep:
                 deletes.append(key)
                 continue
-            codes = b"".join(b.codes[r * cb:(r + 1) * cb] for r in keep)
-            norms = None if b.norms is None else b"".join(b.norms[2 * r:2 * r + 2] for r in keep)
-            puts.append((key, _Block([b.ids[r] for r in keep], codes, norms)))
+            puts.append((key, _Block([b.ids[r] for r in keep], _rows_of(b.codes, cb, keep),
+                                     None if b.norms is None else _rows_of(b.norms, 2, keep),
+                                     None if not vb else _rows_of(b.vectors, vb, keep))))
 
         def apply():
             removed = self.index.remove(list(drop))
@@ -329,12 +426,17 @@ class BrowserStore:
                 self.blocks[k] = b
             for i in drop:
                 del self.block_of[i]
+            self._row_map = None
             return removed
 
         return self._plan("delete", puts, deletes, apply, self.next_auto)
 
     def plan_import(self, data) -> dict:
-        """Plan adding every row of a sketch file (same config fingerprint)."""
+        """Plan adding every row of a sketch file (same config fingerprint).
+
+        A two-stage store refuses sketch files: they hold codes, not the
+        vectors its rescoring needs.
+        """
         from ..formats import sketch_file
 
         sf = sketch_file.from_bytes(as_bytes(data))
@@ -342,7 +444,12 @@ class BrowserStore:
         if fp != self.config.fingerprint:
             raise ConfigMismatchError(
                 f"the sketch file's config {fp} is not this store's config {self.config.fingerprint}")
+        if self._int8 is not None:
+            raise InvalidInputError(
+                "this store keeps int8 vectors for rescoring (vectors: 'int8'); a sketch file "
+                "holds only codes: add the vectors instead")
         enc = EncodedBatch.from_bytes(self.config, sf.codes, sf.norm_codes)
+        self.codec.check_codes(enc)
         ids = self._check_ids(sf.ids, len(enc))
         return self._plan_encoded(enc, ids, "import")
 
@@ -356,34 +463,33 @@ class BrowserStore:
 
     # -- reading ----------------------------------------------------------------
     def _sketch(self, query):
-        """QuerySketch of one float32 query (raw LE bytes), always in pure Python.
+        """The prepared query of one float32 query (raw LE bytes), always in pure Python.
 
         Both backends give the same sketch bits and errors (the conformance
         tests run on both), and for ONE vector the pure-Python backend is the
         faster one under Pyodide: numpy pays a fixed cost per call in wasm
         (about 0.9 ms against 0.5 ms for 384 -> 96 in Chromium). A numpy
-        index converts the sketch's values when it scores
-        (``ClarkHash._as_query``). A store that started on the pure-Python
-        backend keeps that codec; one opened on numpy makes it at its first
-        query (a few ms, once).
+        index converts the sketch's values when it scores. A store that
+        started on the pure-Python backend keeps that codec; one opened on
+        numpy makes it at its first query (a few ms, once).
         """
         if self._sketcher is None:
-            self._sketcher = ClarkHash(self.config, backend="python")
+            self._sketcher = registry.codec_from_config(self.config, "python")
         return self._sketcher.sketch_query(query)
 
     def search(self, query, k: int) -> dict:
-        """Top-k for one float32 query (raw LE bytes): ids, score bytes and timings (ms)."""
+        """Top-k for one float32 query (raw LE bytes) by Python alone: ids, score bytes, timings (ms)."""
         t0 = time.perf_counter()
         q = self._sketch(as_bytes(query))
         t1 = time.perf_counter()
         ids, scores = self.index.search_prepared(q, int(k))
         t2 = time.perf_counter()
-        return {"ids": list(ids), "scores": scores.tobytes(),
+        return {"ids": list(ids), "scores": array("f", [float(s) for s in scores]).tobytes(),
                 "sketchMs": (t1 - t0) * 1000.0, "searchMs": (t2 - t1) * 1000.0}
 
     # -- search with the JavaScript prefilter (static/prefilter-scan.js) ------------
     def prefilter(self, query, k: int, min_rows: int = PREFILTER_MIN_ROWS) -> dict:
-        """First step of a browser search: sketch the query, plan the JS scan.
+        """First step of a browser search of a Clark Hash store: sketch the query, plan the JS scan.
 
         Stores of at most ``min_rows`` rows (and ``k`` outside ``1..n-1``) are
         searched here directly: the result is ``{"direct": True, ids, scores,
@@ -392,6 +498,9 @@ class BrowserStore:
         plan (:meth:`FlatIndex.prefilter_plan`) plus ``direct: False``, ``k`` (an int,
         ``1 <= k < count``) and ``sketchMs``.
         """
+        if not self.flat:
+            raise InvalidInputError(f"prefilter() is the Clark Hash path; {self.code_kind} stores "
+                                    "use table_query()")
         t0 = time.perf_counter()
         q = self._sketch(as_bytes(query))
         t1 = time.perf_counter()
@@ -431,11 +540,79 @@ class BrowserStore:
         return {"ids": list(ids), "scores": scores.tobytes(),
                 "rankPyMs": (time.perf_counter() - t0) * 1000.0}
 
+    # -- search with the exact JavaScript table scan (static/table-scan.js) ---------
+    def table_query(self, query) -> dict:
+        """The byte lookup tables of one query, for the exact JS scan of a binary/E8 store.
+
+        Returns ``{tables: code_bytes * 256 float32 LE bytes, codeBytes, sketchMs}``:
+        table ``b`` entry ``v`` is the float32 score contribution of byte value
+        ``v`` at code byte ``b`` (:mod:`clark_hash_web.codecs.bitpack`); the
+        scan adds them in the bitpack order, so its scores are the desktop's bits.
+        """
+        if self.flat:
+            raise InvalidInputError("table_query() is for binary and E8 stores; Clark Hash "
+                                    "stores use prefilter()")
+        t0 = time.perf_counter()
+        sk = self._sketcher
+        if sk is None:
+            sk = self._sketcher = registry.codec_from_config(self.config, "python")
+        q = sk.sketch_query(as_bytes(query))
+        tables = sk._tables_python(q.values)
+        out = b"".join(t.tobytes() for t in tables)
+        if sys.byteorder != "little":
+            a = array("f", out)
+            a.byteswap()
+            out = a.tobytes()
+        return {"tables": out, "codeBytes": self.config.code_bytes,
+                "sketchMs": (time.perf_counter() - t0) * 1000.0}
+
+    def ids_of_rows(self, rows) -> list:
+        """The ids of row numbers (uint32 LE bytes or a list), in that order."""
+        if isinstance(rows, (list, tuple)):
+            cand = [int(r) for r in rows]
+        else:
+            cand = array("I")
+            cand.frombytes(as_bytes(rows))
+            if sys.byteorder != "little":
+                cand.byteswap()
+        n = len(self.index)
+        bad = [r for r in cand if not 0 <= r < n]
+        if bad:
+            raise InvalidInputError(f"row numbers {bad[:5]} outside 0..{n - 1}")
+        id_map = self.index._ids   # the index's IdMap (row -> id), without copying every id
+        return [id_map[r] for r in cand]
+
+    # -- two-stage rescoring (int8 rows, rescored in JS) -------------------------------
+    def rescore_query(self, query) -> bytes:
+        """The rescoring query (normalized for cosine) as float32 LE bytes."""
+        if self._int8 is None:
+            raise InvalidInputError("this store keeps no vectors for rescoring: open it with "
+                                    "vectors: 'int8' when creating it")
+        return self._int8.query_bytes(as_bytes(query))
+
+    def rows_of_ids(self, ids) -> bytes:
+        """Row numbers (uint32 LE bytes) of stored ids, in that order."""
+        if self._row_map is None:
+            self._row_map = {i: r for r, i in enumerate(self.index.ids)}
+        rm = self._row_map
+        try:
+            out = array("I", [rm[i] for i in ids])
+        except KeyError as e:
+            raise KeyError(f"id {e.args[0]!r} is not in the store") from None
+        if sys.byteorder != "little":
+            out.byteswap()
+        return out.tobytes()
+
     def scan_data(self) -> dict:
-        """What the JS scan reads: codes (row-major bytes, FlatIndex row order),
-        norm codes (u16 LE bytes, dot mode, else None) and the row count."""
+        """What the JS scans read: codes (row-major bytes, index row order),
+        norm codes (u16 LE bytes, Clark Hash dot mode, else None), int8
+        rescoring rows (bytes or None) and the row count."""
         enc = self.index.encoded()
-        return {"codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes(), "count": len(self.index)}
+        vecs = None
+        if self._int8 is not None:
+            vecs = b"".join(self.blocks[k].vectors for k in sorted(self.blocks))
+        return {"codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes() if self.flat else None,
+                "vectors": vecs, "count": len(self.index)}
 
     def decoded_norms(self) -> bytes:
         """The 65,536 decoded norms of this config's range as float64 LE bytes (dot mode)."""
@@ -447,21 +624,29 @@ class BrowserStore:
     def codes(self) -> dict:
         """Stored ids, codes and norm codes (bytes), in insertion order."""
         enc = self.index.encoded()
-        return {"ids": self.index.ids, "codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes()}
+        return {"ids": self.index.ids, "codes": enc.codes_bytes(),
+                "normCodes": enc.norm_codes_bytes() if self.flat else None}
 
     def export(self) -> bytes:
         """The whole store as sketch file bytes (clark_hash_web.formats.sketch_file)."""
         from ..formats import sketch_file
 
         enc = self.index.encoded()
-        return sketch_file.to_bytes(self.config, enc.codes_bytes(), enc.norm_codes_bytes(),
+        return sketch_file.to_bytes(self.config, enc.codes_bytes(),
+                                    enc.norm_codes_bytes() if self.flat else None,
                                     self.index.ids or None)
 
     def stats(self) -> dict:
-        """Counts and the payload bytes of every IndexedDB record of this store."""
-        payload = 32 + 64  # meta record: config bytes + small fields
+        """Counts and the payload bytes of every IndexedDB record of this store.
+
+        ``sketchRecordBytes`` counts codes, norm codes, ids and the meta
+        record; ``vectorRecordBytes`` the int8 rescoring rows (0 without).
+        """
+        payload = len(self.config.to_bytes()) + 64  # meta record: config bytes + small fields
+        vec_payload = 0
         for b in self.blocks.values():
             payload += len(b.codes) + (len(b.norms) if b.norms else 0) + 8
+            vec_payload += len(b.vectors) if b.vectors else 0
             rec = _ids_record(b.ids)
             if rec["kind"] == "str":
                 payload += sum(len(s.encode()) + 2 for s in rec["data"])
@@ -470,22 +655,33 @@ class BrowserStore:
             else:
                 payload += 16
         n = len(self.index)
-        return {"count": n, "backend": self.codec.backend, "codeBytes": self.config.code_bytes,
+        vb = self._int8.row_bytes if self._int8 is not None else 0
+        return {"count": n, "backend": self.codec.backend, "codec": registry.describe(self.config),
+                "codeBytes": self.config.code_bytes,
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
+                "vectorBytesPerNote": vb, "vectors": self.vectors,
+                "bytesPerNote": self.config.storage_bytes_per_vector + vb,
                 "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
-                "recordBytes": payload, "recordBytesPerSketch": (payload / n) if n else None}
+                "sketchRecordBytes": payload, "vectorRecordBytes": vec_payload,
+                "recordBytes": payload + vec_payload,
+                "recordBytesPerSketch": (payload / n) if n else None,
+                "recordBytesPerNote": ((payload + vec_payload) / n) if n else None}
 
 
-def open_store(config_bytes, backend, records, next_auto=0) -> tuple:
+def open_store(config_bytes, backend, records, next_auto=0, vectors=None) -> tuple:
     """A loaded :class:`BrowserStore` and the milliseconds spent loading it."""
-    store = BrowserStore(config_bytes, backend)
+    store = BrowserStore(config_bytes, backend, vectors)
     return store, store.load(records or [], next_auto)
 
 
-def encode_raw(config_fields: dict, backend: str, vectors, n: int) -> dict:
-    """Stateless encode (used by parity tests): codes and norm codes as bytes."""
-    cfg = config_from_js(config_fields)
-    codec = ClarkHash(cfg, backend=None if backend in (None, "auto") else backend)
+def encode_raw(config_fields, backend: str, vectors, n: int, spec=None, config_bytes=None) -> dict:
+    """Stateless encode (used by parity tests): codes and norm codes as bytes.
+
+    The codec is named by Clark Hash ``config_fields``, a ``spec`` string or
+    ``config_bytes`` (exactly one).
+    """
+    cfg = config_of(spec, config_fields, config_bytes)
+    codec = registry.codec_from_config(cfg, None if backend in (None, "auto") else backend)
     enc = codec.encode(as_bytes(vectors))
     if len(enc) != n:
         raise InvalidInputError(f"expected {n} rows, encoded {len(enc)}")

@@ -65,6 +65,10 @@ class BinaryIndex(Index):
         """Ids in insertion order."""
         return self._ids.ids
 
+    def check_new_ids(self, ids, count: int) -> list:
+        """Validate ids for ``count`` new rows without adding anything (as FlatIndex does)."""
+        return self._ids.check_new(ids, count)
+
     def _codes_numpy(self):
         return self._buf[:len(self._ids), :self.config.code_bytes]
 

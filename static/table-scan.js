@@ -1,0 +1,144 @@
+/**
+ * table-scan.js: the exact JavaScript scan of binary and E8 stores, and int8 rescoring.
+ *
+ * Binary codes (sign bits, hyperplane LSH, ITQ) and E8 codes are scored
+ * through byte lookup tables that Python builds for each query
+ * (BrowserStore.table_query): tables[b * 256 + v] is the float32 contribution
+ * of byte value v at code byte b. The score of a code is evaluated in the
+ * exact float32 order of clark_hash_web/codecs/bitpack.py:
+ *
+ *   u_p   = fl(t[2p][byte 2p] + t[2p+1][byte 2p+1])   (the last pair of an odd
+ *                                                      byte count: t[2p][byte 2p])
+ *   score = fl(...fl(fl(0 + u_0) + u_1)... + u_{P-1})
+ *
+ * Math.fround after each double addition of two float32 values gives the
+ * correctly rounded float32 sum (a double holds the exact sum's rounding), so
+ * the scores are the desktop's bits, and ranking follows the desktop's rule:
+ * descending by the float32 total order, exact ties by row (insertion order).
+ *
+ * int8 rescoring (two-stage search) follows clark_hash_web/index/two_stage.py:
+ * a row is a float32 LE scale and d int8 values c_i; its score is
+ * fl(acc * scale) with acc the sequential float32 sum of fl(q_i * c_i).
+ */
+
+const fround = Math.fround;
+
+/** Float32 total-order key of a float32's bits (as int32): larger key = larger score. */
+function orderKey(bits) {
+  return bits >= 0 ? bits : -(bits & 0x7fffffff) - 1;
+}
+
+/** Row numbers and scores of the `n` best rows (descending, ties by row), best first. */
+export function topRows(scores, n) {
+  const count = scores.length;
+  n = Math.min(n, count);
+  const keys = new Int32Array(scores.buffer, scores.byteOffset, count);
+  // min-heap of the n best so far, worst at the root; rows arrive ascending, so a
+  // later row replaces the root only with a strictly larger key
+  const heap = new Int32Array(n);
+  let size = 0;
+  const worse = (a, b) => {   // is row a worse than row b?
+    const ka = orderKey(keys[a]), kb = orderKey(keys[b]);
+    return ka < kb || (ka === kb && a > b);
+  };
+  const down = (i) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < size && worse(heap[l], heap[w])) w = l;
+      if (r < size && worse(heap[r], heap[w])) w = r;
+      if (w === i) return;
+      const t = heap[i]; heap[i] = heap[w]; heap[w] = t;
+      i = w;
+    }
+  };
+  for (let row = 0; row < count; row++) {
+    if (size < n) {
+      let i = size++;
+      heap[i] = row;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (!worse(heap[i], heap[p])) break;
+        const t = heap[i]; heap[i] = heap[p]; heap[p] = t;
+        i = p;
+      }
+    } else if (n > 0 && orderKey(keys[row]) > orderKey(keys[heap[0]])) {
+      heap[0] = row;
+      down(0);
+    }
+  }
+  const rows = Array.from(heap.subarray(0, size)).sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
+  return { rows: Uint32Array.from(rows), scores: Float32Array.from(rows, (r) => scores[r]) };
+}
+
+/** Scores every stored code of a binary or E8 store against a query's byte tables. */
+export class TableScanner {
+  /**
+   * @param {Uint8Array} codes  count * codeBytes bytes, row-major (index row order)
+   * @param {number} codeBytes
+   * @param {number} count
+   */
+  constructor(codes, codeBytes, count) {
+    if (codes.length < count * codeBytes) throw new Error(`${codes.length} code bytes for ${count} rows of ${codeBytes}`);
+    this.codes = codes;
+    this.codeBytes = codeBytes;
+    this.count = count;
+    this.out = new Float32Array(count);
+  }
+
+  /** Float32 scores of every row (bitpack order); reuses one buffer between calls. */
+  scores(tables) {
+    const { codes, codeBytes: cb, count, out } = this;
+    if (tables.length !== cb * 256) throw new Error(`${tables.length} table entries for ${cb} code bytes`);
+    const even = cb & ~1;
+    for (let r = 0, base = 0; r < count; r++, base += cb) {
+      let acc = 0;
+      for (let p = 0; p < even; p += 2) {
+        acc = fround(acc + fround(tables[(p << 8) + codes[base + p]] + tables[((p + 1) << 8) + codes[base + p + 1]]));
+      }
+      if (even !== cb) acc = fround(acc + tables[(even << 8) + codes[base + even]]);
+      out[r] = acc;
+    }
+    return out;
+  }
+
+  /** The `n` best rows: {rows: Uint32Array, scores: Float32Array}, best first. */
+  top(tables, n) {
+    return topRows(this.scores(tables), n);
+  }
+}
+
+/**
+ * Exact int8 rescoring scores of `rows` (two_stage.py's VectorFile rule).
+ * @param {Float32Array} q      the prepared query (BrowserStore.rescore_query), d values
+ * @param {Uint8Array} vectors  count * (4 + d) bytes: f32 LE scale, then d int8
+ * @param {number} d
+ * @param {Uint32Array|number[]} rows
+ * @returns {Float32Array}
+ */
+export function rescoreInt8(q, vectors, d, rows) {
+  const rowBytes = 4 + d;
+  const view = new DataView(vectors.buffer, vectors.byteOffset, vectors.byteLength);
+  const vals = new Int8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength);
+  const out = new Float32Array(rows.length);
+  for (let j = 0; j < rows.length; j++) {
+    const base = rows[j] * rowBytes;
+    if (base + rowBytes > vectors.byteLength) throw new Error(`row ${rows[j]} has no int8 vector`);
+    const scale = view.getFloat32(base, true);
+    let acc = 0;
+    for (let i = 0, o = base + 4; i < d; i++, o++) acc = fround(acc + fround(q[i] * vals[o]));
+    out[j] = fround(acc * scale);
+  }
+  return out;
+}
+
+/**
+ * Order of rescored candidates: descending by score (float32 total order), ties by row.
+ * @returns {number[]} positions into `rows`/`scores`, best first, at most k
+ */
+export function rankRescored(rows, scores, k) {
+  const keys = new Int32Array(scores.buffer, scores.byteOffset, scores.length);
+  const pos = Array.from(rows, (_, j) => j);
+  pos.sort((a, b) => (orderKey(keys[b]) - orderKey(keys[a])) || (rows[a] - rows[b]));
+  return pos.slice(0, k);
+}
