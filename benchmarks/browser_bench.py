@@ -34,6 +34,9 @@ the same N deterministic vectors (a counter hash both Python and JS compute):
   the model ready, search by meaning ready (model + every note sketched).
 
 ``--only demo`` measures the demo page alone (a minute instead of many).
+``--only profile`` measures the demo's default profile (E8 48 B + int8
+rescoring): recall@10 on real MiniLM embeddings, top-10 with 100 rescored
+over ``--n`` notes, IndexedDB bytes per note (``browser_profile.py``).
 """
 
 from __future__ import annotations
@@ -402,10 +405,22 @@ def main(argv=None):
     ap.add_argument("--python-encode-n", type=int, default=1000,
                     help="vectors encoded by the numpy-free backend (it is slow; a rate is reported)")
     ap.add_argument("--out", help="also write the JSON here")
-    ap.add_argument("--only", choices=["demo"], help="measure only the demo page's start-up")
+    ap.add_argument("--only", choices=["demo", "profile"],
+                    help="demo: only the demo page's start-up; profile: only the demo's default "
+                         "profile (E8 48 B + int8 rescoring: recall, speed, bytes; browser_profile.py)")
+    ap.add_argument("--model-dir", default=str(REPO / ".cache" / "model"),
+                    help="--only profile: the MiniLM ONNX model folder (build_scripts/fetch_model.py)")
+    ap.add_argument("--profile-corpus", type=int, default=10_000,
+                    help="--only profile: SOTU sentences stored for the recall measurement")
+    ap.add_argument("--profile-queries", type=int, default=300,
+                    help="--only profile: SOTU query sentences (disjoint from the corpus)")
     args = ap.parse_args(argv)
     if args.only == "demo":
         return demo_main(args)
+    if args.only == "profile":
+        import browser_profile
+
+        return browser_profile.main_profile(args, serve, _with_hash)
     from playwright.sync_api import sync_playwright
 
     import build_site
