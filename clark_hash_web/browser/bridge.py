@@ -80,7 +80,7 @@ def preload() -> None:
         importlib.import_module(name)
 
 
-_DERIVED = ("fingerprint", "code_bytes", "storage_bytes_per_vector")
+_DERIVED = ("fingerprint", "code_bytes", "storage_bytes_per_vector", "codec")
 
 
 def as_bytes(x) -> bytes:

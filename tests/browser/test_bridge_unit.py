@@ -143,3 +143,77 @@ def test_use_backend_moves_a_store_to_numpy_with_the_same_rows_and_results():
     assert found(store) == found(reference)
     assert store.use_backend("python") == "python"
     assert found(store) == found(reference)
+
+
+# -- every codec kind, int8 rescoring rows -------------------------------------------------
+@pytest.mark.parametrize("backend", ["python", "numpy"])
+def test_e8_two_stage_store_replays_and_reloads(backend):
+    """E8 + int8 rows: plans carry both in one record; a reload gives the same codes, rows and ids."""
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.index.two_stage import VectorFile  # noqa: F401  (the rows' twin)
+
+    cfg = registry.config_from_spec("e8:20")
+    store = bb.BrowserStore(cfg.to_bytes(), backend, "int8")
+    db = {}
+    data = np.random.default_rng(3).standard_normal((1500, 20)).astype(np.float32)
+    for lo, hi in ((0, 800), (800, 1500)):   # the second batch fills block 0, then blocks 1..
+        plan = store.plan_add(data[lo:hi].tobytes(), hi - lo)
+        for p in plan["puts"]:
+            assert len(p["block"]["vectors"]) == p["block"]["n"] * 24
+            db[p["key"]] = p
+        store.commit(plan["token"])
+    plan = store.plan_delete(list(range(0, 1500, 3)))
+    for k in plan["deletes"]:
+        del db[k]
+    for p in plan["puts"]:
+        db[p["key"]] = p
+    store.commit(plan["token"])
+    again, _ = bb.open_store(cfg.to_bytes(), backend, list(db.values()), plan["nextAuto"], "int8")
+    assert again.index.ids == store.index.ids
+    assert again.scan_data() == store.scan_data()
+    keep = [i for i in range(1500) if i % 3]
+    want = bb.Int8Rows(20, "cosine", "python").prepare_rows(data[keep].tobytes())
+    assert again.scan_data()["vectors"] == want
+    assert again.ids_of_rows(bb.array("I", [0, 5]).tobytes()) == [keep[0], keep[5]]
+    assert again.rows_of_ids([keep[5], keep[0]]) == bb.array("I", [5, 0]).tobytes()
+    stats = again.stats()
+    assert stats["bytesPerNote"] == 3 + 24 and stats["vectorRecordBytes"] == len(keep) * 24
+
+
+def test_two_stage_records_without_rows_and_sketch_imports_are_refused():
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.errors import ConfigMismatchError, InvalidInputError
+    from clark_hash_web.formats import sketch_file
+
+    cfg = registry.config_from_spec("e8:16")
+    data = np.random.default_rng(4).standard_normal((10, 16)).astype(np.float32)
+    plain = bb.BrowserStore(cfg.to_bytes(), "python")
+    plan = plain.plan_add(data.tobytes(), 10)
+    plain.commit(plan["token"])
+    with pytest.raises(ConfigMismatchError, match="int8 rescoring rows"):
+        bb.open_store(cfg.to_bytes(), "python", plan["puts"], 10, "int8")
+    two = bb.BrowserStore(cfg.to_bytes(), "python", "int8")
+    file = sketch_file.to_bytes(cfg, plain.codes()["codes"], None, list(range(10)))
+    with pytest.raises(InvalidInputError, match="sketch file holds only codes"):
+        two.plan_import(file)
+    bad = bytearray(plain.codes()["codes"])
+    bad[3] = 250   # not an E8 root number
+    with pytest.raises(ConfigMismatchError):
+        plain.plan_import(sketch_file.to_bytes(cfg, bytes(bad), None, [f"x{i}" for i in range(10)]))
+    with pytest.raises(InvalidInputError, match="rescoring"):
+        plain.rescore_query(data[0].tobytes())
+
+
+def test_config_of_takes_one_of_spec_fields_bytes():
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.errors import ConfigError
+
+    assert bb.config_of(spec="e8:384") == registry.config_from_spec("e8:384")
+    assert bb.config_of(config_bytes=CFG.to_bytes()) == CFG
+    assert bb.config_of(fields=bb.config_info(CFG)) == CFG
+    with pytest.raises(ConfigError, match="exactly one"):
+        bb.config_of(spec="e8:384", config_bytes=CFG.to_bytes())
+    with pytest.raises(ConfigError, match="unknown codec"):
+        bb.config_of(spec="nope:384")
+    info = bb.config_info(registry.config_from_spec("e8:384"))
+    assert info["codec"]["name"] == "e8" and info["code_bytes"] == 48
