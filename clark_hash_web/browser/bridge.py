@@ -155,6 +155,8 @@ def config_info(cfg) -> dict:
     d.pop("mean", None)
     d.pop("projection", None)
     d["input_dim"] = cfg.input_dim
+    for name in ("sketch_dim", "bits", "metric"):   # binary/E8: sketch_dim = bits per code, bits = 1
+        d[name] = getattr(cfg, name)
     d["fingerprint"] = cfg.fingerprint
     d["code_bytes"] = cfg.code_bytes
     d["storage_bytes_per_vector"] = cfg.storage_bytes_per_vector
@@ -434,8 +436,11 @@ class BrowserStore:
     def plan_import(self, data) -> dict:
         """Plan adding every row of a sketch file (same config fingerprint).
 
-        A two-stage store refuses sketch files: they hold codes, not the
-        vectors its rescoring needs.
+        A sketch file holds codes, not vectors: in a two-stage store its rows
+        get an all-zero int8 row (scale 0, which no added vector has), so
+        rescoring scores them 0.0. They are found by stage 1 like any row
+        (sync pulls arrive this way); ``stats()["notesWithoutVectors"]``
+        counts them.
         """
         from ..formats import sketch_file
 
@@ -444,14 +449,11 @@ class BrowserStore:
         if fp != self.config.fingerprint:
             raise ConfigMismatchError(
                 f"the sketch file's config {fp} is not this store's config {self.config.fingerprint}")
-        if self._int8 is not None:
-            raise InvalidInputError(
-                "this store keeps int8 vectors for rescoring (vectors: 'int8'); a sketch file "
-                "holds only codes: add the vectors instead")
         enc = EncodedBatch.from_bytes(self.config, sf.codes, sf.norm_codes)
         self.codec.check_codes(enc)
         ids = self._check_ids(sf.ids, len(enc))
-        return self._plan_encoded(enc, ids, "import")
+        vecs = bytes(len(ids) * self._int8.row_bytes) if self._int8 is not None else None
+        return self._plan_encoded(enc, ids, "import", vecs)
 
     def commit(self, token: int):
         """The plan's transaction committed: update memory. Returns the plan's result."""
@@ -656,7 +658,11 @@ class BrowserStore:
                 payload += 16
         n = len(self.index)
         vb = self._int8.row_bytes if self._int8 is not None else 0
-        return {"count": n, "backend": self.codec.backend, "codec": registry.describe(self.config),
+        without = 0
+        if vb:
+            for b in self.blocks.values():
+                without += sum(1 for r in range(len(b.ids)) if b.vectors[r * vb:r * vb + 4] == b"\0\0\0\0")
+        return {"notesWithoutVectors": without,"count": n, "backend": self.codec.backend, "codec": registry.describe(self.config),
                 "codeBytes": self.config.code_bytes,
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
                 "vectorBytesPerNote": vb, "vectors": self.vectors,

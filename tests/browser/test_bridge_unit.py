@@ -193,9 +193,13 @@ def test_two_stage_records_without_rows_and_sketch_imports_are_refused():
     with pytest.raises(ConfigMismatchError, match="int8 rescoring rows"):
         bb.open_store(cfg.to_bytes(), "python", plan["puts"], 10, "int8")
     two = bb.BrowserStore(cfg.to_bytes(), "python", "int8")
-    file = sketch_file.to_bytes(cfg, plain.codes()["codes"], None, list(range(10)))
-    with pytest.raises(InvalidInputError, match="sketch file holds only codes"):
-        two.plan_import(file)
+    plan = two.plan_add(data[:3].tobytes(), 3, ["a", "b", "c"])
+    two.commit(plan["token"])
+    file = sketch_file.to_bytes(cfg, plain.codes()["codes"], None, [f"s{i}" for i in range(10)])
+    plan = two.plan_import(file)   # a sync pull: codes without vectors get zero int8 rows
+    assert plan["puts"][0]["block"]["vectors"][-10 * 20:] == bytes(10 * 20)
+    two.commit(plan["token"])
+    assert two.stats()["notesWithoutVectors"] == 10 and two.stats()["count"] == 13
     bad = bytearray(plain.codes()["codes"])
     bad[3] = 250   # not an E8 root number
     with pytest.raises(ConfigMismatchError):
