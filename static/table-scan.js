@@ -2,9 +2,10 @@
  * table-scan.js: the exact JavaScript scan of binary and E8 stores, and int8 rescoring.
  *
  * Binary codes (sign bits, hyperplane LSH, ITQ) and E8 codes are scored
- * through byte lookup tables that Python builds for each query
- * (BrowserStore.table_query): tables[b * 256 + v] is the float32 contribution
- * of byte value v at code byte b. The score of a code is evaluated in the
+ * through byte lookup tables built here (byteTables) from the query's float32
+ * projection that Python computes (BrowserStore.table_query):
+ * tables[b * 256 + v] is the float32 contribution of byte value v at code
+ * byte b, in the same float32 operations as the Python tables. The score of a code is evaluated in the
  * exact float32 order of clark_hash_web/codecs/bitpack.py:
  *
  *   u_p   = fl(t[2p][byte 2p] + t[2p+1][byte 2p+1])   (the last pair of an odd
@@ -22,6 +23,65 @@
  */
 
 const fround = Math.fround;
+
+/** The 240 E8 roots by byte value (clark_hash_web/codecs/e8.py), 8 entries each; 240..255 are 0. */
+const E8_ROOTS = (() => {
+  const r = new Float32Array(256 * 8);
+  for (let v = 0; v < 128; v++) {
+    let odd = 0;
+    for (let k = 0; k < 7; k++) {
+      const neg = (v >> k) & 1;
+      odd ^= neg;
+      r[v * 8 + k] = neg ? -0.5 : 0.5;
+    }
+    r[v * 8 + 7] = odd ? -0.5 : 0.5;
+  }
+  let v = 128;
+  for (let i = 0; i < 8; i++) {
+    for (let j = i + 1; j < 8; j++) {
+      for (const ni of [0, 1]) {
+        for (const nj of [0, 1]) {
+          r[v * 8 + i] = ni ? -1 : 1;
+          r[v * 8 + j] = nj ? -1 : 1;
+          v++;
+        }
+      }
+    }
+  }
+  return r;
+})();
+
+/**
+ * The byte lookup tables of a query, exactly as Python builds them.
+ * "bits" (sign bits, hyperplane LSH, ITQ; bitpack.byte_tables_python):
+ * t[b][v] = sequential float32 sum over k of (bit k of v ? +q_j : -q_j),
+ * j = 8b + k < nbits. "e8" (e8.E8Codes._tables_python): t[b][v] =
+ * sequential float32 sum over k of fl(q_{8b+k} * root_v[k]), 0 for v >= 240.
+ * @param {"bits"|"e8"} kind
+ * @param {Float32Array} values  the query's projection (padded to 8 * codeBytes for E8)
+ * @param {number} nbits
+ * @param {number} codeBytes
+ * @returns {Float32Array} codeBytes * 256
+ */
+export function byteTables(kind, values, nbits, codeBytes) {
+  const t = new Float32Array(codeBytes * 256);
+  for (let b = 0; b < codeBytes; b++) {
+    const o = b << 8;
+    for (let v = 0; v < 256; v++) {
+      let acc = 0;
+      if (kind === "e8") {
+        if (v < 240) for (let k = 0; k < 8; k++) acc = fround(acc + fround(values[8 * b + k] * E8_ROOTS[v * 8 + k]));
+      } else {
+        for (let k = 0; k < 8 && 8 * b + k < nbits; k++) {
+          const q = values[8 * b + k];
+          acc = fround(acc + ((v >> k) & 1 ? q : -q));
+        }
+      }
+      t[o + v] = acc;
+    }
+  }
+  return t;
+}
 
 /** Float32 total-order key of a float32's bits (as int32): larger key = larger score. */
 function orderKey(bits) {

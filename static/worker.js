@@ -15,7 +15,7 @@
 
 import * as idb from "./idb-store.js";
 import { PrefilterScanner } from "./prefilter-scan.js";
-import { TableScanner, rescoreInt8, rankRescored } from "./table-scan.js";
+import { TableScanner, byteTables, rescoreInt8, rankRescored } from "./table-scan.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser.bridge (PyProxy)
@@ -504,7 +504,8 @@ function search(s, query, k, rescore) {
 function searchTables(s, query, k) {
   const t0 = performance.now();
   const t = toJs(s.py.table_query(query));
-  const tables = new Float32Array(t.tables.buffer, t.tables.byteOffset, t.tables.byteLength / 4);
+  const values = new Float32Array(t.values.slice().buffer);
+  const tables = byteTables(t.tableKind, values, t.nbits, t.codeBytes);
   const t1 = performance.now();
   const data = scanData(s);
   const t2 = performance.now();

@@ -544,12 +544,15 @@ class BrowserStore:
 
     # -- search with the exact JavaScript table scan (static/table-scan.js) ---------
     def table_query(self, query) -> dict:
-        """The byte lookup tables of one query, for the exact JS scan of a binary/E8 store.
+        """The query of the exact JS scan of a binary/E8 store: its float32 projection.
 
-        Returns ``{tables: code_bytes * 256 float32 LE bytes, codeBytes, sketchMs}``:
-        table ``b`` entry ``v`` is the float32 score contribution of byte value
-        ``v`` at code byte ``b`` (:mod:`clark_hash_web.codecs.bitpack`); the
-        scan adds them in the bitpack order, so its scores are the desktop's bits.
+        Returns ``{values: float32 LE bytes, tableKind: "e8" | "bits", nbits,
+        codeBytes, sketchMs}``; static/table-scan.js (``byteTables``) builds
+        the byte lookup tables from them with the same float32 operations as
+        the codec's Python tables (:mod:`clark_hash_web.codecs.bitpack`,
+        ``E8Codes._tables_python``), and adds them in the bitpack order, so
+        its scores are the desktop's bits. The query is validated here (same
+        errors as the desktop).
         """
         if self.flat:
             raise InvalidInputError("table_query() is for binary and E8 stores; Clark Hash "
@@ -559,13 +562,11 @@ class BrowserStore:
         if sk is None:
             sk = self._sketcher = registry.codec_from_config(self.config, "python")
         q = sk.sketch_query(as_bytes(query))
-        tables = sk._tables_python(q.values)
-        out = b"".join(t.tobytes() for t in tables)
+        values = array("f", [float(v) for v in q.values])
         if sys.byteorder != "little":
-            a = array("f", out)
-            a.byteswap()
-            out = a.tobytes()
-        return {"tables": out, "codeBytes": self.config.code_bytes,
+            values.byteswap()
+        return {"values": values.tobytes(), "tableKind": "e8" if self.code_kind == "e8" else "bits",
+                "nbits": self.config.n_bits, "codeBytes": self.config.code_bytes,
                 "sketchMs": (time.perf_counter() - t0) * 1000.0}
 
     def ids_of_rows(self, rows) -> list:
