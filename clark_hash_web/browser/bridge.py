@@ -436,11 +436,13 @@ class BrowserStore:
     def plan_import(self, data) -> dict:
         """Plan adding every row of a sketch file (same config fingerprint).
 
-        A sketch file holds codes, not vectors: in a two-stage store its rows
-        get an all-zero int8 row (scale 0, which no added vector has), so
-        rescoring scores them 0.0. They are found by stage 1 like any row
-        (sync pulls arrive this way); ``stats()["notesWithoutVectors"]``
-        counts them.
+        A sketch file holds codes, not vectors (sync pulls arrive this way).
+        In a two-stage store its rows get the int8 row of their *decoded*
+        code when the codec decodes into the input space (E8: the chosen
+        roots; sign bits without rotation: +-1), so rescoring ranks them by
+        the cosine to that approximation; for the other codecs they get an
+        all-zero int8 row (scale 0, which no added vector has) and rescoring
+        scores them 0.0 (``stats()["notesWithoutVectors"]`` counts those).
         """
         from ..formats import sketch_file
 
@@ -452,8 +454,27 @@ class BrowserStore:
         enc = EncodedBatch.from_bytes(self.config, sf.codes, sf.norm_codes)
         self.codec.check_codes(enc)
         ids = self._check_ids(sf.ids, len(enc))
-        vecs = bytes(len(ids) * self._int8.row_bytes) if self._int8 is not None else None
+        vecs = self._import_rows(enc) if self._int8 is not None else None
         return self._plan_encoded(enc, ids, "import", vecs)
+
+    def _import_rows(self, enc: EncodedBatch) -> bytes:
+        """int8 rows for imported codes: of the decoded codes, or zeros (see :meth:`plan_import`)."""
+        n, d = len(enc), self.config.input_dim
+        cfg = self.config
+        in_input_space = self.code_kind == "e8" or (
+            self.code_kind == "sign-bits" and cfg.rotation == "none" and cfg.n_bits == d)
+        if not n or not in_input_space:
+            return bytes(n * self._int8.row_bytes)
+        decoded = self.codec.decode_sketch(enc)
+        if hasattr(decoded, "dtype"):
+            raw = decoded[:, :d].astype("<f4").tobytes()
+        else:
+            raw = b"".join(array("f", row[:d]).tobytes() for row in decoded)
+            if sys.byteorder != "little":
+                a = array("f", raw)
+                a.byteswap()
+                raw = a.tobytes()
+        return self._int8.prepare_rows(raw)
 
     def commit(self, token: int):
         """The plan's transaction committed: update memory. Returns the plan's result."""

@@ -196,10 +196,21 @@ def test_two_stage_records_without_rows_and_sketch_imports_are_refused():
     plan = two.plan_add(data[:3].tobytes(), 3, ["a", "b", "c"])
     two.commit(plan["token"])
     file = sketch_file.to_bytes(cfg, plain.codes()["codes"], None, [f"s{i}" for i in range(10)])
-    plan = two.plan_import(file)   # a sync pull: codes without vectors get zero int8 rows
-    assert plan["puts"][0]["block"]["vectors"][-10 * 20:] == bytes(10 * 20)
+    plan = two.plan_import(file)   # a sync pull: codes without vectors get their decoded codes' rows
+    decoded = registry.codec_from_config(cfg, "numpy").decode_sketch(
+        registry.codec_from_config(cfg, "numpy").encode(data))
+    want = bb.Int8Rows(16, "cosine", "python").prepare_rows(decoded.astype("<f4").tobytes())
+    assert plan["puts"][0]["block"]["vectors"][-10 * 20:] == want
     two.commit(plan["token"])
-    assert two.stats()["notesWithoutVectors"] == 10 and two.stats()["count"] == 13
+    assert two.stats()["notesWithoutVectors"] == 0 and two.stats()["count"] == 13
+    # a codec that does not decode into the input space: zero rows, counted
+    lsh = registry.config_from_spec("hyperplane-lsh:16:n_bits=64")
+    lsh_two = bb.BrowserStore(lsh.to_bytes(), "python", "int8")
+    codes = registry.codec_from_config(lsh, "numpy").encode(data).codes_bytes()
+    plan = lsh_two.plan_import(sketch_file.to_bytes(lsh, codes, None, list(range(10))))
+    assert plan["puts"][0]["block"]["vectors"] == bytes(10 * 20)
+    lsh_two.commit(plan["token"])
+    assert lsh_two.stats()["notesWithoutVectors"] == 10
     bad = bytearray(plain.codes()["codes"])
     bad[3] = 250   # not an E8 root number
     with pytest.raises(ConfigMismatchError):
