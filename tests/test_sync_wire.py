@@ -94,7 +94,7 @@ def test_bad_meta_fields_name_the_field(field, value, match):
 
 def test_header_checks_name_offsets():
     body, _ = _push(COSINE, n=1)
-    cases = {0: b"XXSYNCMS", 8: struct.pack("<H", 2), 10: b"\x07", 11: b"\x01"}
+    cases = {0: b"XXSYNCMS", 8: struct.pack("<H", 3), 10: b"\x07", 11: b"\x01"}
     for off, patch in cases.items():
         bad = _reseal(body[:off] + patch + body[off + len(patch):])
         with pytest.raises(SyncProtocolError, match=f"offset {off}"):
