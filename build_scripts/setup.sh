@@ -14,6 +14,14 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get install -y -qq chromium >/dev/null
 fi
 
+# --- PostgreSQL server binaries for the sync store tests (initdb/pg_ctl in
+# /usr/lib/postgresql/*/bin; the tests start a throwaway cluster, no service) ---
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
+fi
+
 # --- Python ------------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

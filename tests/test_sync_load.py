@@ -1,4 +1,5 @@
-"""Issue 5 test 5: 8 concurrent writers x 500 pushes against one server process (loopback).
+"""Issue 5 test 5 (issue 12: on both stores): 8 concurrent writers x 500 pushes against one
+server process (loopback).
 
 Nothing is lost, retried pushes change nothing, the change log's sequence
 numbers are exactly 1..N (no duplicates, no gaps), and the contended id ends
@@ -6,7 +7,6 @@ with the (clock, device) winner of the documented rule.
 """
 
 import random
-import sqlite3
 import threading
 import time
 
@@ -14,19 +14,22 @@ import pytest
 
 from clark_hash_web.sync.client import SyncClient
 from clark_hash_web.formats.sync_wire import Put
-from sync_fixtures import COSINE, free_port, puts_for, server_process
+from clark_hash_web.sync.store import open_store
+from sync_fixtures import COSINE, STORES, free_port, puts_for, server_process, store_url
 
 WRITERS = 8
 PUSHES = 500
 
 
 @pytest.mark.slow
-def test_concurrent_writers_lose_nothing(tmp_path):
+@pytest.mark.parametrize("kind", STORES)
+def test_concurrent_writers_lose_nothing(tmp_path, kind):
     data = tmp_path / "data"
+    db = store_url(kind, tmp_path)
     port = free_port()
     codes = [p.code for p in puts_for(COSINE, 64)]
     errors, results = [], [[] for _ in range(WRITERS)]
-    with server_process(data, port):
+    with server_process(data, port, db=db):
         token = (data / "token").read_text().strip()
         url = f"http://127.0.0.1:{port}"
         SyncClient(url, token, "load", "setup").ensure_collection(COSINE)
@@ -58,10 +61,9 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         puts, deletes, cursor = reader.pull_all(0, limit=20_000)
 
     applied = sum(r["applied"] for rs in results for r in rs)
-    db = sqlite3.connect(data / "sync.sqlite3")
-    seqs = [r[0] for r in db.execute("SELECT seq FROM changes WHERE collection='load' ORDER BY seq")]
-    pushes = db.execute("SELECT COUNT(*) FROM pushes WHERE collection='load'").fetchone()[0]
-    db.close()
+    store = open_store(db)
+    _, seqs, pushes = store.counts("load")
+    store.close()
     assert seqs == list(range(1, applied + 1))  # gapless, no duplicates
     assert pushes == WRITERS * PUSHES and cursor == applied
     got = {p.id: p for p in puts}

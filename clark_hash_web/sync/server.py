@@ -144,13 +144,13 @@ class SyncAPI:
         from starlette.responses import Response
 
         api = request.url.path.startswith("/api/")
-        headers = {"X-Content-Type-Options": "nosniff",
+        headers = {"Content-Type": ctype, "X-Content-Type-Options": "nosniff",
                    "Cache-Control": "no-store" if api else "no-cache"}
         if status >= 400:
             headers["Connection"] = "close"  # an unread or refused body is never parsed as a request
         headers.update(extra or {})
         self._cors(request, headers)
-        return Response(body, status_code=status, media_type=ctype, headers=headers)
+        return Response(body, status_code=status, headers=headers)  # Content-Type exactly as given
 
     def json(self, request, status: int, obj):
         return self.respond(request, status, json.dumps(obj).encode(), "application/json")
@@ -402,8 +402,7 @@ class SyncServer:
         host, port = address
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(256)
+        self.sock.bind((host, port))  # listens from serve_forever on (after the token is printed)
         self.server_address = self.sock.getsockname()[:2]
         host, port = self.server_address
         self.api = api
@@ -423,12 +422,20 @@ class SyncServer:
 
     def serve_forever(self):
         """Serve until :meth:`shutdown` (or Ctrl-C when run in the main thread)."""
+        self.sock.listen(256)
         self.uvicorn.run(sockets=[self.sock])
 
     def start(self) -> "SyncServer":
         """Serve in a background thread (for tests and embedding)."""
+        import time
+
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.uvicorn.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self.uvicorn.started:
+            raise RuntimeError("the sync server did not start within 20 s")
         return self
 
     def shutdown(self):
