@@ -1,6 +1,6 @@
 """The demo's Sync panel (issue 5, browser part), against `clark-hash serve` code.
 
-An in-process SyncHTTPServer (what `clark-hash serve` runs) serves the built
+An in-process SyncServer (what `clark-hash serve` runs: Starlette on uvicorn) serves the built
 site and the sync API from one origin, on its own pinned port (env
 ``CLARK_HASH_DEMO_SYNC_PORT``, default 8768). One browser context goes through:
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -36,8 +35,7 @@ NOTES = ["Water the tomatoes every morning while the heat wave lasts",
 @pytest.fixture
 def serve(site_dir, tmp_path):
     server, token, _ = make_server(tmp_path / "data", site_dir, "127.0.0.1", SYNC_PORT)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     yield server, token
     server.shutdown()
     server.server_close()
