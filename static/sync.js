@@ -742,7 +742,7 @@ export function syncStatusText(s) {
     case "offline": return s.online === false
       ? `Offline, ${count} (${last})`
       : `Server unreachable, ${count} (${last})`;
-    case "error": return `Sync error: ${s.lastError}${queued}`;
+    case "error": return `Sync error: ${s.lastError}${n ? ` (${count})` : ""}`;
     case "pending": return `Not synced yet${queued} (${last})`;
     case "idle": return `In sync (${new Date(s.lastSync).toLocaleTimeString()})`;
     default: return `Not synced yet${queued} (${last})`;
