@@ -19,7 +19,7 @@ import threading
 from contextlib import contextmanager
 
 from ..errors import ConfigError
-from .store import MAX_STAGED_BYTES, SyncStore, _Db, _schema
+from .store import ITEMS_UPSERT, MAX_STAGED_BYTES, SyncStore, _Db, _schema
 
 _GLOBAL_KEY = "clark-hash-sync:global"
 
@@ -74,6 +74,23 @@ class PostgresStore(SyncStore):
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+    def _current(self, db, name: str, ids: list):
+        return db.all("SELECT item_id, clock, device FROM items WHERE collection=? AND "
+                      "item_id = ANY(?)", (name, ids))
+
+    def _write_rows(self, db, log_rows: list, item_rows: list) -> None:
+        """COPY instead of row-by-row INSERTs (the bulk of a push's time otherwise)."""
+        with db.conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS items_in (LIKE items) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY changes (collection, seq, item_id, op, clock, device, push_id) "
+                          "FROM STDIN") as cp:
+                for r in log_rows:
+                    cp.write_row(r[:7])
+            with cur.copy("COPY items_in FROM STDIN") as cp:
+                for r in item_rows:
+                    cp.write_row(r)
+            cur.execute("INSERT INTO items SELECT * FROM items_in " + ITEMS_UPSERT)
 
     @contextmanager
     def _write(self, name, staging: bool = False):

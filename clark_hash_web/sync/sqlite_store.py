@@ -38,7 +38,7 @@ class SQLiteStore(SyncStore):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._local = threading.local()
         with self._write(None) as db:
-            for stmt in _schema("BLOB", "REAL"):
+            for stmt in _schema("BLOB", "REAL", " WITHOUT ROWID"):
                 db.q(stmt)
             for table, column, kind in _LATER_COLUMNS:
                 have = {r[1] for r in db.all(f"PRAGMA table_info({table})")}

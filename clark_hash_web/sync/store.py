@@ -22,7 +22,9 @@ Schema::
         owner NULL = the admin's; salt: 16 random bytes for the clients'
         passphrase key derivation; key_check: the clients' encrypted key check
     changes(collection, seq, item_id, op, clock, device, push_id, code, norm_code, payload)
-        PK (collection, seq)      -- the append-only change log; op 1 = put, 2 = delete
+        PK (collection, seq)      -- the append-only change log; op 1 = put, 2 = delete;
+                                     code, norm_code, payload are NULL (the bytes live in
+                                     items: written once per change, not twice)
     items(collection, item_id, seq, clock, device, deleted, code, norm_code, payload)
         PK (collection, item_id)  -- the current state; deleted rows are tombstones
     pushes(collection, push_id, result)      -- committed pushes (idempotent retries)
@@ -77,6 +79,9 @@ STAGING_TTL_SECONDS = 24 * 3600
 MAX_STAGED_BYTES = 512 * 1024 * 1024  # chunks of unfinished pushes, all collections together
 MAX_KEY_CHECK_BYTES = 256
 _IN_BATCH = 500  # ids per "IN (...)" lookup
+ITEMS_UPSERT = ("ON CONFLICT(collection, item_id) DO UPDATE SET seq=excluded.seq, clock=excluded.clock, "
+                "device=excluded.device, deleted=excluded.deleted, code=excluded.code, "
+                "norm_code=excluded.norm_code, payload=excluded.payload")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -141,7 +146,9 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def _schema(blob: str, real: str) -> List[str]:
+def _schema(blob: str, real: str, table_suffix: str = "") -> List[str]:
+    """CREATE statements; ``table_suffix`` e.g. " WITHOUT ROWID" (SQLite: one B-tree per table)."""
+    t = table_suffix
     return [
         f"""CREATE TABLE IF NOT EXISTS collections(
             name TEXT PRIMARY KEY, config {blob} NOT NULL, fingerprint TEXT NOT NULL,
@@ -150,19 +157,19 @@ def _schema(blob: str, real: str) -> List[str]:
         f"""CREATE TABLE IF NOT EXISTS changes(
             collection TEXT NOT NULL, seq BIGINT NOT NULL, item_id TEXT NOT NULL, op INTEGER NOT NULL,
             clock BIGINT NOT NULL, device TEXT NOT NULL, push_id TEXT NOT NULL, code {blob},
-            norm_code INTEGER, payload {blob}, PRIMARY KEY(collection, seq))""",
+            norm_code INTEGER, payload {blob}, PRIMARY KEY(collection, seq)){t}""",
         f"""CREATE TABLE IF NOT EXISTS items(
             collection TEXT NOT NULL, item_id TEXT NOT NULL, seq BIGINT NOT NULL, clock BIGINT NOT NULL,
             device TEXT NOT NULL, deleted INTEGER NOT NULL, code {blob}, norm_code INTEGER,
-            payload {blob}, PRIMARY KEY(collection, item_id))""",
+            payload {blob}, PRIMARY KEY(collection, item_id)){t}""",
         "CREATE INDEX IF NOT EXISTS items_by_seq ON items(collection, seq)",
-        """CREATE TABLE IF NOT EXISTS pushes(
+        f"""CREATE TABLE IF NOT EXISTS pushes(
             collection TEXT NOT NULL, push_id TEXT NOT NULL, result TEXT NOT NULL,
-            PRIMARY KEY(collection, push_id))""",
+            PRIMARY KEY(collection, push_id)){t}""",
         f"""CREATE TABLE IF NOT EXISTS staging(
             collection TEXT NOT NULL, push_id TEXT NOT NULL, chunk INTEGER NOT NULL,
             chunks INTEGER NOT NULL, body {blob} NOT NULL, created {real} NOT NULL,
-            PRIMARY KEY(collection, push_id, chunk))""",
+            PRIMARY KEY(collection, push_id, chunk)){t}""",
         f"CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, created {real} NOT NULL)",
         f"""CREATE TABLE IF NOT EXISTS tokens(
             token_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_name TEXT NOT NULL,
@@ -414,15 +421,8 @@ class SyncStore:
             if p.payload is not None and len(p.payload) > MAX_PAYLOAD_BYTES:
                 raise SyncProtocolError(f"push {push_id}: payload of id {p.id!r:.80} has "
                                         f"{len(p.payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
-        current = {}
-        ids = list(seen)
-        for k in range(0, len(ids), _IN_BATCH):
-            part = ids[k:k + _IN_BATCH]
-            marks = ",".join("?" * len(part))
-            for item_id, clock, device in db.all(
-                    f"SELECT item_id, clock, device FROM items WHERE collection=? AND item_id IN ({marks})",
-                    [name, *part]):
-                current[item_id] = (int(clock), device)
+        current = {item_id: (int(clock), device)
+                   for item_id, clock, device in self._current(db, name, list(seen))}
         first = seq + 1
         applied = superseded = unchanged = 0
         log_rows, item_rows = [], []
@@ -440,21 +440,32 @@ class SyncStore:
             code = bytes(ch.code) if put else None
             norm = ch.norm_code if put else None
             payload = (None if ch.payload is None else bytes(ch.payload)) if put else None
-            log_rows.append((name, seq, ch.id, op, ch.clock, ch.device, push_id, code, norm, payload))
+            log_rows.append((name, seq, ch.id, op, ch.clock, ch.device, push_id, None, None, None))
             item_rows.append((name, ch.id, seq, ch.clock, ch.device, int(not put), code, norm, payload))
             applied += 1
         if log_rows:
-            db.many("INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?)", log_rows)
-            db.many("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(collection, item_id) "
-                    "DO UPDATE SET seq=excluded.seq, clock=excluded.clock, device=excluded.device, "
-                    "deleted=excluded.deleted, code=excluded.code, norm_code=excluded.norm_code, "
-                    "payload=excluded.payload", item_rows)
+            self._write_rows(db, log_rows, item_rows)
         db.q("UPDATE collections SET last_seq=? WHERE name=?", (seq, name))
         result = {"status": "committed", "push_id": push_id, "applied": applied,
                   "superseded": superseded, "unchanged": unchanged,
                   "first_seq": first if applied else None, "last_seq": seq}
         db.q("INSERT INTO pushes VALUES (?,?,?)", (name, push_id, json.dumps(result)))
         return dict(result, duplicate=False)
+
+    def _current(self, db, name: str, ids: list):
+        """``(item_id, clock, device)`` of those of ``ids`` that exist (any order)."""
+        out = []
+        for k in range(0, len(ids), _IN_BATCH):
+            part = ids[k:k + _IN_BATCH]
+            marks = ",".join("?" * len(part))
+            out += db.all(f"SELECT item_id, clock, device FROM items WHERE collection=? AND "
+                          f"item_id IN ({marks})", [name, *part])
+        return out
+
+    def _write_rows(self, db, log_rows: list, item_rows: list) -> None:
+        """Append ``log_rows`` to changes and upsert ``item_rows`` into items."""
+        db.many("INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?)", log_rows)
+        db.many("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?) " + ITEMS_UPSERT, item_rows)
 
     def drop_stale_staging(self, max_age: float = STAGING_TTL_SECONDS) -> int:
         """Forget chunks of pushes that never completed (older than ``max_age`` seconds)."""
