@@ -85,3 +85,24 @@ def test_admin_creates_collections_for_users(srv):
     _refused(lambda: user.ensure_collection(COSINE, owner="carol"), 403)  # owner= is admin-only
     _refused(lambda: SyncClient(server.url, admin_token, "d", "admin")
              .ensure_collection(COSINE, owner="nobody"), 404)
+
+
+def test_user_command(srv, capsys):
+    import json
+
+    from clark_hash_web.sync.client import main
+
+    server, admin_token = srv
+    common = ["--url", server.url, "--token", admin_token]
+    assert main(["user", "add", "dora", *common]) == 0
+    token = json.loads(capsys.readouterr().out)["token"]
+    assert SyncClient(server.url, token, "", "x").request("GET", "/api/v1/collections") == \
+        b'{"collections": []}'
+    assert main(["user", "revoke", token, *common]) == 0
+    capsys.readouterr()
+    assert main(["user", "list", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["users"][0]["tokens"][0]["revoked"] is True
+    with pytest.raises(SyncAuthError):
+        SyncClient(server.url, token, "", "x").request("GET", "/api/v1/collections")
+    assert main(["user", "add", "eve", "--url", server.url, "--token", token]) == 2
+    assert "token" in capsys.readouterr().err

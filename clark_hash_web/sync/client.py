@@ -381,16 +381,46 @@ def run_pull(args):
     return {"count": len(puts), "cursor": cursor}
 
 
+def add_user_arguments(p):
+    """Options of ``user ACTION [NAME]`` (admin token): add, token, revoke, list."""
+    _add_common(p)
+    p.add_argument("action", choices=["add", "token", "revoke", "list"],
+                   help="add NAME: new user (prints its token once); token NAME: another token; "
+                        "revoke TOKEN_OR_ID; list")
+    p.add_argument("name", nargs="?", default=None, help="user name, or the token (id) to revoke")
+
+
+@_report
+def run_user(args):
+    """Manage users and tokens with the admin token; prints JSON."""
+    token = args.token
+    if token is None:
+        with open(args.token_file, encoding="ascii") as f:
+            token = f.read().strip()
+    admin = AdminClient(args.url, token)
+    if args.action == "list":
+        return {"users": admin.users()}
+    if not args.name:
+        raise SyncError(f"user {args.action} needs a NAME")
+    if args.action == "add":
+        return {"user": args.name, "token": admin.create_user(args.name)}
+    if args.action == "token":
+        return {"user": args.name, "token": admin.new_token(args.name)}
+    admin.revoke(args.name)
+    return {"revoked": args.name if len(args.name) == 16 else "token"}
+
+
 def main(argv=None) -> int:
-    """``python -m clark_hash_web.sync.client push|pull ...`` (see ``--help``)."""
+    """``python -m clark_hash_web.sync.client push|pull|user ...`` (see ``--help``)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync.client")
     sub = parser.add_subparsers(dest="command", required=True)
     add_push_arguments(sub.add_parser("push", help="push every row of a sketch file"))
     add_pull_arguments(sub.add_parser("pull", help="pull the collection into a sketch file"))
+    add_user_arguments(sub.add_parser("user", help="users and tokens (admin token)"))
     args = parser.parse_args(argv)
-    return run_push(args) if args.command == "push" else run_pull(args)
+    return {"push": run_push, "pull": run_pull, "user": run_user}[args.command](args)
 
 
 if __name__ == "__main__":
