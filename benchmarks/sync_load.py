@@ -94,8 +94,16 @@ class Device:
 
     def call(self, method, path, body=None):
         t0 = time.perf_counter()
-        self.conn.request(method, path, body=body, headers=self.headers)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body, headers=self.headers)
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # an idle keep-alive connection closed by the server: reconnect once (pushes are
+            # idempotent by push id, so a resend is safe)
+            self.conn.close()
+            self.conn.connect()
+            self.conn.request(method, path, body=body, headers=self.headers)
+            resp = self.conn.getresponse()
         data = resp.read()
         self.latencies.append(time.perf_counter() - t0)
         if resp.status != 200:
