@@ -1,35 +1,38 @@
-"""clark_hash_web: Clark Hash sketches of neural embeddings, for desktop, server and browser.
+"""clark_hash_web: compact, searchable sketches of neural embeddings, for desktop, server and browser.
 
-Codes are byte-identical to the clark-hash 0.1.1 Rust crate, computed either
-with vectorized numpy or in pure Python (when numpy is unavailable, e.g. in
-Pyodide core), and both give the same bytes.
+Every codec has the same verbs (``encode``, ``sketch_query``, ``score``,
+``decode_sketch``) and writes the same bytes with numpy or in pure Python
+(Pyodide core); every index has the same verbs (``add``, ``add_encoded``,
+``remove``, ``search``, ``save``/``load``).
 
->>> from clark_hash_web import ClarkHashConfig, ClarkHash, FlatIndex
->>> codec = ClarkHash(ClarkHashConfig(input_dim=384))
->>> index = FlatIndex(codec)
+>>> from clark_hash_web import codec_from_spec, make_index
+>>> index = make_index("e8:384")                 # the recommended 48-byte profile
+>>> index = make_index("clark-hash:384")         # byte-identical to the clark-hash crate
 
-Binary codecs with the same verbs (``encode``, ``sketch_query``, ``score``):
-:class:`SignBits`, :class:`HyperplaneLSH`, :class:`ITQ`, :class:`E8Codes`,
-searched with :class:`BinaryIndex`; :class:`TwoStageIndex` rescores the top
-candidates from vectors kept on disk (:class:`VectorFile`).
+Codecs (:mod:`clark_hash_web.codecs`): :class:`ClarkHash`, :class:`E8Codes`,
+:class:`SignBits`, :class:`HyperplaneLSH`, :class:`ITQ`; the registry turns
+spec strings (``"e8:384"``) and config bytes into codecs. Indexes
+(:mod:`clark_hash_web.index`): :class:`FlatIndex`, :class:`BinaryIndex`,
+:class:`TwoStageIndex` (rescoring from a :class:`VectorFile`).
 """
 
 from .backends import available_backends
-from .index.binary import BinaryIndex
-from .codecs.clark_hash import ClarkHash, QuerySketch, SQuaJL
 from .codecs.base import EncodedBatch
+from .codecs.clark_hash import ClarkHash, QuerySketch, SQuaJL
 from .codecs.clark_hash_config import ClarkHashConfig, SQuaJLConfig
 from .codecs.e8 import E8Codes, E8Config
+from .codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
+from .codecs.itq import ITQ, ITQConfig, train_itq
+from .codecs.registry import (codec_from_config, codec_from_spec, config_from_bytes,
+                              config_from_spec, spec_of)
+from .codecs.sign_bits import SignBits, SignBitsConfig
 from .errors import (ClarkHashError, ConfigError, ConfigMismatchError, DimensionError,
                      DuplicateIdError, InvalidInputError, InvalidVectorError, SketchFileError,
                      SyncError)
-from .codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
-from .index.flat import FlatIndex
-from .codecs.itq import ITQ, ITQConfig, train_itq
-from .codecs.sign_bits import SignBits, SignBitsConfig
-from .index.two_stage import TwoStageIndex, VectorFile
+from .index import (BinaryIndex, FlatIndex, TwoStageIndex, VectorFile, load_index,
+                    make_index)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BinaryIndex", "ClarkHash", "ClarkHashConfig", "ClarkHashError", "ConfigError",
@@ -37,5 +40,6 @@ __all__ = [
     "EncodedBatch", "FlatIndex", "HyperplaneLSH", "HyperplaneLSHConfig", "ITQ", "ITQConfig",
     "InvalidInputError", "InvalidVectorError", "QuerySketch", "SQuaJL", "SQuaJLConfig",
     "SignBits", "SignBitsConfig", "SketchFileError", "SyncError", "TwoStageIndex", "VectorFile",
-    "available_backends", "train_itq", "__version__",
+    "available_backends", "codec_from_config", "codec_from_spec", "config_from_bytes",
+    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "__version__",
 ]

@@ -2,10 +2,13 @@
 
 Usage::
 
-    clark-hash encode vectors.npy out.chs [--ids ids.txt] [--metric dot] ...
-    clark-hash encode vectors.f32 out.chs --raw --dim 384
+    clark-hash encode vectors.npy out.chs --codec e8          # the recommended profile
+    clark-hash encode vectors.npy out.chs [--ids ids.txt] [--metric dot] ...   # Clark Hash
+    clark-hash encode vectors.f32 out.chs --raw --dim 384 --codec sign-bits
+    clark-hash train --codec itq sample.npy itq.chs           # a trained config (no rows)
+    clark-hash encode vectors.npy out.chs --config itq.chs
     clark-hash info out.chs [--json]
-    clark-hash search out.chs queries.npy -k 10 [--json]
+    clark-hash search out.chs queries.npy -k 10 [--json] [--vectors v.bin --rescore 100]
 
 Every subcommand is a pair of functions, ``_add_<name>(parser)`` declaring
 its arguments and ``_run_<name>(args) -> int`` doing the work, listed in
@@ -30,12 +33,13 @@ import sys
 import time
 from array import array
 
-from .formats import sketch_file
 from .backends import numpy_available
+from .codecs import registry
 from .codecs.clark_hash_config import ClarkHashConfig
-from .errors import (ClarkHashError, ConfigMismatchError, DimensionError, InvalidInputError,
-                     InvalidVectorError)
-from .index.flat import FlatIndex
+from .errors import (ClarkHashError, ConfigError, ConfigMismatchError, DimensionError,
+                     InvalidInputError, InvalidVectorError)
+from .formats import sketch_file
+from .index import load_index
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
@@ -103,9 +107,18 @@ class VectorSource:
             raise InvalidInputError(f"{self.path}: array must be {want}, got shape {tuple(shape)}")
         return shape
 
+    def _check_magic(self):
+        with open(self.path, "rb") as f:
+            head = f.read(len(self._NPY_MAGIC))
+        if head != self._NPY_MAGIC:
+            raise InvalidInputError(
+                f"{self.path}: not a .npy file (it does not start with the .npy magic bytes); "
+                "write vectors with numpy.save, or pass raw little-endian float32 with --raw --dim D")
+
     def _open_numpy(self, allow_1d):
         import numpy as np
 
+        self._check_magic()
         try:
             arr = np.load(self.path, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError, OSError) as exc:
@@ -125,10 +138,11 @@ class VectorSource:
     def _open_pure(self, allow_1d):
         import ast
 
+        self._check_magic()
         with open(self.path, "rb") as f:
             head = f.read(12)
-            if len(head) < 10 or not head.startswith(self._NPY_MAGIC):
-                raise InvalidInputError(f"{self.path}: not a .npy file (bad magic)")
+            if len(head) < 10:
+                raise InvalidInputError(f"{self.path}: truncated .npy header")
             major = head[6]
             if major == 1:
                 (hlen,) = struct.unpack("<H", head[8:10])
@@ -253,8 +267,21 @@ class Progress:
 # ---------------------------------------------------------------------------
 # encode
 # ---------------------------------------------------------------------------
+def _add_codec_flags(p):
+    g = p.add_argument_group("codec (default: Clark Hash with the crate's defaults; with --append: "
+                             "the file's)")
+    g.add_argument("--codec", metavar="SPEC",
+                   help="codec spec NAME[:DIM[:KEY=VALUE,...]], e.g. e8 (recommended, 48 B at "
+                        "d=384), e8:384, sign-bits:384:rotation=hadamard, hyperplane-lsh, "
+                        "clark-hash; the dimension defaults to the input's")
+    g.add_argument("--config", metavar="FILE",
+                   help="take the codec config from a sketch file (e.g. one written by "
+                        "`clark-hash train`)")
+
+
 def _add_config_flags(p):
-    g = p.add_argument_group("codec config (defaults: the crate's; with --append: the file's)")
+    _add_codec_flags(p)
+    g = p.add_argument_group("Clark Hash config flags (the crate's defaults)")
     g.add_argument("--sketch-dim", type=int, help="sketch coordinates m (default 96)")
     g.add_argument("--bits", type=int, help="bits per coordinate, 1..8 (default 4)")
     g.add_argument("--hashes-per-input", type=int, help="buckets per input dim (default 4)")
@@ -287,19 +314,44 @@ def _add_encode(p):
     p.set_defaults(progress=None)
 
 
-def _config_from_args(args, input_dim, base=None) -> ClarkHashConfig:
-    fields = base.to_dict() if base is not None else {}
-    fields["input_dim"] = input_dim
-    for name in _CONFIG_FLAGS:
-        value = getattr(args, name)
-        if value is not None:
-            fields[name] = value
-    return ClarkHashConfig(**fields)
+def _codec_config(args, input_dim, existing=None):
+    """The config that ``encode`` writes: from --config, --codec or the Clark Hash flags.
+
+    With ``existing`` (``--append``) the file's config is the default, and
+    options that name another config are refused.
+    """
+    flags = {name: getattr(args, name) for name in _CONFIG_FLAGS if getattr(args, name) is not None}
+    if args.config is not None:
+        if args.codec is not None or flags:
+            raise InvalidInputError("--config takes the whole codec config from a file: "
+                                    "don't combine it with --codec or config flags")
+        config = sketch_file.load(args.config).config
+    elif args.codec is not None:
+        spec = args.codec if ":" in args.codec else f"{args.codec}:{input_dim}"
+        config = registry.config_from_spec(spec)
+        if flags and not isinstance(config, ClarkHashConfig):
+            raise InvalidInputError(
+                f"--{next(iter(flags)).replace('_', '-')} is a Clark Hash flag; {args.codec} "
+                "takes its options in the spec (NAME:DIM:KEY=VALUE,...)")
+        if flags:
+            config = ClarkHashConfig(**{**config.to_dict(), **flags})
+    elif existing is not None and not flags:
+        config = existing
+    elif existing is not None:
+        if not isinstance(existing, ClarkHashConfig):
+            raise ConfigMismatchError(
+                f"the file holds {registry.kind_of(existing).title} codes: Clark Hash flags "
+                "don't apply")
+        config = ClarkHashConfig(**{**existing.to_dict(), **flags})
+    else:
+        config = ClarkHashConfig(input_dim=input_dim, **flags)
+    if config.input_dim != input_dim:
+        raise DimensionError(f"the codec takes {config.input_dim}-dimensional vectors, "
+                             f"the input has {input_dim}")
+    return config
 
 
 def _run_encode(args) -> int:
-    from .codecs.clark_hash import ClarkHash
-
     if args.chunk_rows <= 0:
         raise InvalidInputError(f"--chunk-rows must be positive, got {args.chunk_rows}")
     existing = None
@@ -313,13 +365,13 @@ def _run_encode(args) -> int:
     if args.raw and dim is None and existing is not None:
         dim = existing.config.input_dim
     source = VectorSource(args.input, raw=args.raw, dim=dim)
-    config = _config_from_args(args, source.dim, existing.config if existing else None)
+    config = _codec_config(args, source.dim, existing.config if existing else None)
     if existing is not None and existing.fingerprint != config.fingerprint:
         raise ConfigMismatchError(
             f"{args.output} holds codes of config {existing.fingerprint}, the options give "
             f"config {config.fingerprint} ({_config_diff(existing.config, config)})")
     ids = read_ids(args.ids, source.rows) if args.ids else None
-    codec = ClarkHash(config, args.backend)
+    codec = registry.codec_from_config(config, args.backend)
 
     progress = Progress(source.rows, sys.stderr.isatty() if args.progress is None else args.progress)
     codes, norms, kept, skipped = bytearray(), bytearray(), [], {}
@@ -358,6 +410,8 @@ def _run_encode(args) -> int:
 
 
 def _config_diff(a, b) -> str:
+    if type(a) is not type(b):
+        return f"{registry.kind_of(a).title} vs {registry.kind_of(b).title}"
     da, db = a.to_dict(), b.to_dict()
     diff = [f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k]]
     return "; ".join(diff) or "same fields"
@@ -375,22 +429,31 @@ def file_info(path) -> dict:
     """What ``clark-hash info`` reports, as a JSON-ready dict."""
     data = sketch_file.load(path)
     cfg = data.config
-    codec = sketch_file.registered_codecs()[cfg.to_bytes()[0]]
-    info = {
+    with open(path, "rb") as f:
+        version = struct.unpack("<H", f.read(10)[8:10])[0]
+    about = registry.describe(cfg)
+    return {
         "file": os.fspath(path),
         "file_bytes": os.path.getsize(path),
-        "format_version": sketch_file.FORMAT_VERSION,
-        "codec": codec.name,
+        "format_version": version,
+        "codec": about["title"],
+        "codec_kind": about["kind"],
+        "spec": about["spec"],
         "fingerprint": data.fingerprint,
-        "config": cfg.to_dict() if hasattr(cfg, "to_dict") else None,
+        "config": _config_fields(cfg),
         "count": data.count,
         "code_bytes": cfg.code_bytes,
-        "bytes_per_vector": getattr(cfg, "storage_bytes_per_vector", cfg.code_bytes),
+        "bytes_per_vector": cfg.storage_bytes_per_vector,
         "id_kind": sketch_file.ID_KIND_NAMES[data.id_kind],
+        "compression_ratio_vs_f32": cfg.compression_ratio_vs_f32,
     }
-    ratio = getattr(cfg, "compression_ratio_vs_f32", None)
-    info["compression_ratio_vs_f32"] = ratio
-    return info
+
+
+def _config_fields(cfg) -> dict:
+    """The config's fields for display; trained parameters are summarized, not dumped."""
+    fields = cfg.to_dict()
+    return {k: (f"<{len(v)} bytes>" if isinstance(v, (bytes, bytearray)) else v)
+            for k, v in fields.items()}
 
 
 def _run_info(args) -> int:
@@ -400,13 +463,13 @@ def _run_info(args) -> int:
         return EXIT_OK
     rows = [("file", f"{info['file']} ({info['file_bytes']} bytes, "
                      f"format v{info['format_version']})"),
-            ("codec", info["codec"]), ("fingerprint", info["fingerprint"])]
+            ("codec", info["codec"] + (f" ({info['spec']})" if info["spec"] else "")),
+            ("fingerprint", info["fingerprint"])]
     rows += [("  " + k, f"0x{v:016X}" if k == "seed" else v)
-             for k, v in (info["config"] or {}).items()]
+             for k, v in info["config"].items()]
     rows += [("count", info["count"]), ("code bytes", info["code_bytes"]),
              ("bytes per vector", info["bytes_per_vector"])]
-    if info["compression_ratio_vs_f32"] is not None:
-        rows.append(("compression", f"{info['compression_ratio_vs_f32']:.2f}x vs float32"))
+    rows.append(("compression", f"{info['compression_ratio_vs_f32']:.2f}x vs float32"))
     rows.append(("ids", info["id_kind"]))
     for label, value in rows:
         print(f"{label:<20}{value}")
@@ -416,12 +479,30 @@ def _run_info(args) -> int:
 # ---------------------------------------------------------------------------
 # search
 # ---------------------------------------------------------------------------
+SCORES_HELP = """\
+scores: descending, ties in insertion order. Clark Hash scores estimate the
+cosine from 4-bit sketches: they can pass 1 and a vector's score against its
+own code is below 1 (about 0.8 with the default profile); only their order is
+meaningful. E8 and sign-bit scores are the float query against the stored
+code, not a cosine either. --bounded clamps scores to [-1, 1] (same ranking);
+with --vectors the results are rescored exactly (cosine of the stored
+vectors)."""
+
+
 def _add_search(p):
-    p.add_argument("file", help="sketch file (.chs)")
+    p.description = "top-k search of query vectors in a sketch file\n\n" + SCORES_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("file", help="sketch file (.chs), any codec")
     p.add_argument("queries", help=".npy (1-D or 2-D) or raw little-endian float32 (--raw)")
-    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("-k", type=int, default=10, help="results per query, >= 1 (default 10)")
     p.add_argument("--raw", action="store_true", help="QUERIES is raw float32 (dim from the file)")
     p.add_argument("--backend", choices=("numpy", "python"), help="default: numpy if importable")
+    p.add_argument("--vectors", metavar="FILE",
+                   help="vector file saved with the sketch file: rescore candidates exactly")
+    p.add_argument("--rescore", type=int, metavar="N",
+                   help="candidates rescored from --vectors (default 10 x k)")
+    p.add_argument("--bounded", action="store_true",
+                   help="clamp scores to [-1, 1] (the ranking does not change)")
     p.add_argument("--json", action="store_true", help="print one JSON array")
 
 
@@ -438,9 +519,12 @@ def f32_str(x: float) -> str:
 
 
 def _run_search(args) -> int:
-    if args.k < 0:
-        raise InvalidInputError(f"-k must be >= 0, got {args.k}")
-    index = FlatIndex.load(args.file, args.backend)
+    if args.k < 1:
+        raise InvalidInputError(f"-k must be at least 1, got {args.k}")
+    if args.rescore is not None and args.vectors is None:
+        raise InvalidInputError("--rescore needs --vectors (the vectors to rescore from)")
+    index = load_index(args.file, args.backend, vectors=args.vectors)
+    options = {} if args.rescore is None else {"rescore": args.rescore}
     dim = index.config.input_dim
     source = VectorSource(args.queries, raw=args.raw, dim=dim, allow_1d=True)
     rows = source.all_rows()
@@ -449,11 +533,14 @@ def _run_search(args) -> int:
     results = []
     for qi, q in enumerate(rows):
         try:
-            ids, scores = index.search(q, args.k)
+            ids, scores = index.search(q, args.k, **options)
         except InvalidVectorError as exc:
             raise InvalidInputError(f"{args.queries}: query row {qi}: "
                                     f"{'; '.join(exc.rows.values())}") from None
-        results.append({"query": qi, "ids": list(ids), "scores": [float(s) for s in scores]})
+        scores = [float(s) for s in scores]
+        if args.bounded:
+            scores = [min(1.0, max(-1.0, s)) for s in scores]
+        results.append({"query": qi, "ids": list(ids), "scores": scores})
     if args.json:
         print(json.dumps(results))
         return EXIT_OK
@@ -461,6 +548,50 @@ def _run_search(args) -> int:
         print(f"query {r['query']}")
         for rank, (i, s) in enumerate(zip(r["ids"], r["scores"]), 1):
             print(f"  {rank:>4}  {f32_str(s):>12}  {i}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+def _add_train(p):
+    p.add_argument("input", help=".npy (2-D) sample of your own embeddings to train on")
+    p.add_argument("output", help="sketch file to write: the trained config, no rows yet "
+                                  "(use it with `encode --config`)")
+    p.add_argument("--codec", default="itq", help="trained codec (default itq)")
+    p.add_argument("--options", metavar="KEY=VALUE,...", default="",
+                   help="training options, e.g. n_bits=256,iterations=50 for itq")
+    p.add_argument("--seed", type=_int_auto, default=0, help="training seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
+
+
+def _run_train(args) -> int:
+    entry = registry.codec_kind_named(args.codec)
+    if entry.trainer is None:
+        trained = ", ".join(e.name for e in registry.registered().values() if e.trainer)
+        raise InvalidInputError(f"{args.codec} is not trained (trained codecs: {trained})")
+    if os.path.exists(args.output) and not args.force:
+        raise InvalidInputError(f"{args.output} exists: use --force to overwrite it")
+    options = {}
+    for item in filter(None, (s.strip() for s in args.options.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InvalidInputError(f"--options: {item!r} is not KEY=VALUE")
+        options[key.strip()] = registry.parse_value(value.strip())
+    source = VectorSource(args.input, use_numpy=True)
+    if source.rows == 0:
+        raise InvalidInputError(f"{args.input}: no rows to train on")
+    sample = source.all_rows()
+    t0 = time.monotonic()
+    try:
+        config = entry.trainer(sample, seed=args.seed, **options)
+    except TypeError as exc:
+        raise InvalidInputError(f"--options for {args.codec}: {exc}") from None
+    sketch_file.save(args.output, config, b"")
+    print(f"trained {entry.title} on {source.rows} x {source.dim} in "
+          f"{time.monotonic() - t0:.1f} s: config {config.fingerprint}, "
+          f"{len(config.to_bytes())} config bytes, {config.code_bytes} bytes per vector, "
+          f"written to {args.output}")
     return EXIT_OK
 
 
@@ -492,6 +623,8 @@ COMMANDS = {
     "encode": ("encode vectors into a sketch file", _add_encode, _run_encode),
     "info": ("describe a sketch file", _add_info, _run_info),
     "search": ("top-k search of query vectors in a sketch file", _add_search, _run_search),
+    "train": ("train a codec (itq) on a sample of vectors; writes its config", _add_train,
+              _run_train),
     "serve": ("serve the demo site and the sync API",
               *_elsewhere(".sync.server", "add_serve_arguments", "run_serve")),
     "push": ("push every row of a sketch file to a sync server",
@@ -504,7 +637,8 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``clark-hash`` with one subparser per :data:`COMMANDS` entry."""
     parser = argparse.ArgumentParser(
-        prog="clark-hash", description="Clark Hash sketches of embeddings: encode, info, search.")
+        prog="clark-hash",
+        description="Compact sketches of embeddings: encode, train, info, search, serve, sync.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

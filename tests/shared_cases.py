@@ -1,21 +1,19 @@
-"""Reading ../shared (the reference crate's recorded cases) for the tests."""
+"""Reading the reference crate's recorded cases (``tests/data/conformance``) for the tests."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CLARK_HASH_SHARED", REPO.parent / "shared"))
-CONFORMANCE = SHARED / "conformance"
+CONFORMANCE = REPO / "tests" / "data" / "conformance"
 
 
 def conformance_files() -> list:
     """Every recorded case file (the norm-channel table excluded)."""
     files = sorted(p for p in CONFORMANCE.glob("*.json") if p.name != "norm_channel_default.json")
     if not files:
-        raise RuntimeError(f"no conformance files found in {CONFORMANCE}: ../shared is required")
+        raise RuntimeError(f"no conformance files found in {CONFORMANCE}")
     return files
 
 

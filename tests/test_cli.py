@@ -145,7 +145,7 @@ def test_append_refusals_keep_file(work, capsys):
     assert f"holds codes of config {fp}, the options give config {other} (bits 4 vs 2)" in err
     np.save("d16.npy", data(3, d=16))
     status, _, err = run(capsys, "encode", "d16.npy", "s.chs", "--append")
-    assert status == 2 and "input_dim 32 vs 16" in err
+    assert status == 2 and "the codec takes 32-dimensional vectors, the input has 16" in err
     (work / "ids.txt").write_text("a\nb\n" + "\n".join(f"c{i}" for i in range(58)))
     status, _, err = run(capsys, "encode", "x.npy", "s.chs", "--append", "--ids", "ids.txt")
     assert status == 2 and "stores no ids" in err
@@ -280,7 +280,15 @@ def test_pure_npy_reader_refusals(tmp_path):
     (["encode", "x.f32", "o.chs", "--raw"], "--raw input needs --dim"),
     (["encode", "x.f32", "o.chs", "--raw", "--dim", 7], "not a whole number of 7-float32 rows"),
     (["encode", "x.npy", "o.chs", "--dim", 16], "dimension 32, expected 16"),
-    (["encode", "x.f32", "o.chs"], "not a readable .npy file"),
+    (["encode", "x.f32", "o.chs"], "x.f32: not a .npy file (it does not start with the .npy magic"),
+    (["encode", "notes.txt", "o.chs"], "notes.txt: not a .npy file"),
+    (["encode", "x.npy", "o.chs", "--codec", "e8", "--bits", 2], "--bits is a Clark Hash flag"),
+    (["encode", "x.npy", "o.chs", "--codec", "e8:64"], "takes 64-dimensional vectors, the input has 32"),
+    (["encode", "x.npy", "o.chs", "--codec", "pq"], "unknown codec 'pq'"),
+    (["encode", "x.npy", "o.chs", "--codec", "itq"], "ITQ is trained"),
+    (["train", "x.npy", "o.chs", "--codec", "e8"], "e8 is not trained (trained codecs: itq)"),
+    (["train", "x.npy", "o.chs", "--options", "n_bits"], "'n_bits' is not KEY=VALUE"),
+    (["train", "x.npy", "o.chs", "--options", "colour=red"], "--options for itq:"),
     (["encode", "x.npy", "o.chs", "--bits", 9], "bits must be in 1..8"),
     (["encode", "q1.npy", "o.chs"], "array must be 2-D (rows x dim), got shape (32,)"),
     (["encode", "i.npy", "o.chs"], "dtype int64 is not floating point"),
@@ -291,6 +299,7 @@ def test_pure_npy_reader_refusals(tmp_path):
 def test_error_messages(work, capsys, argv, words):
     np.save("q1.npy", data(1)[0])
     np.save("i.npy", np.arange(64).reshape(2, 32))
+    (work / "notes.txt").write_text("not vectors\n")
     status, out, err = run(capsys, *argv)
     assert status == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("clark-hash: error: ")
@@ -308,7 +317,9 @@ def test_search_errors(work, capsys):
     for argv, words in (
         (["s.chs", "zero.npy"], "zero.npy: query row 1: vector norm must be positive"),
         (["s.chs", "q16.npy"], "dimension 16, expected 32"),
-        (["s.chs", "q.npy", "-k", -1], "-k must be >= 0"),
+        (["s.chs", "q.npy", "-k", -1], "-k must be at least 1, got -1"),
+        (["s.chs", "q.npy", "-k", 0], "-k must be at least 1, got 0"),
+        (["s.chs", "q.npy", "--rescore", 5], "--rescore needs --vectors"),
     ):
         status, _, err = run(capsys, "search", *argv)
         assert status == 2 and words in err, err
@@ -378,3 +389,87 @@ def test_subcommands_from_other_modules(capsys, monkeypatch):
     status, _, err = run(capsys, "later")
     assert status == 2
     assert err.startswith("clark-hash: error: clark-hash later is unavailable: No module named")
+
+
+# ---------------------------------------------------------------------------
+# every codec kind
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["e8", "e8:32", "sign-bits:32:rotation=hadamard",
+                                  "hyperplane-lsh:32:n_bits=64", "clark-hash"])
+def test_encode_info_search_any_codec(work, capsys, spec):
+    from clark_hash_web import make_index
+    from clark_hash_web.codecs import registry
+
+    cfg = registry.config_from_spec(spec if ":" in spec else f"{spec}:32")
+    assert run(capsys, "encode", "x.npy", "s.chs", "--codec", spec)[0] == 0
+    ref = make_index(cfg)
+    ref.add(data())
+    assert sf.load("s.chs").codes == ref.encoded().codes_bytes()
+    status, out, _ = run(capsys, "info", "s.chs", "--json")
+    info = json.loads(out)
+    assert status == 0 and info["fingerprint"] == cfg.fingerprint
+    assert info["spec"] == registry.spec_of(cfg) and info["format_version"] == 2
+    assert info["codec_kind"] == cfg.to_bytes()[0]
+    status, out, _ = run(capsys, "search", "s.chs", "q.npy", "-k", 3, "--json")
+    got = json.loads(out)
+    for qi, q in enumerate(np.load("q.npy")):
+        ids, scores = ref.search(q, 3)
+        assert got[qi]["ids"] == list(ids)
+        assert got[qi]["scores"] == [float(s) for s in scores]
+    # appending with the file's codec, and refusing another
+    assert run(capsys, "encode", "x.npy", "s.chs", "--append")[0] == 0
+    assert sf.load("s.chs").count == 120
+    other = "clark-hash" if not spec.startswith("clark") else "e8"
+    status, _, err = run(capsys, "encode", "x.npy", "s.chs", "--append", "--codec", other)
+    assert status == 2 and "holds codes of config" in err and sf.load("s.chs").count == 120
+
+
+def test_train_itq_then_encode_with_its_config(work, capsys):
+    from clark_hash_web import ITQ
+
+    status, out, _ = run(capsys, "train", "x.npy", "itq.chs", "--options", "n_bits=16,iterations=5",
+                         "--seed", 3)
+    assert status == 0 and "trained ITQ on 60 x 32" in out
+    cfg = sf.load("itq.chs").config
+    assert sf.load("itq.chs").count == 0 and cfg.n_bits == 16
+    assert run(capsys, "train", "x.npy", "itq.chs")[0] == 2           # exists: needs --force
+    assert run(capsys, "encode", "x.npy", "s.chs", "--config", "itq.chs")[0] == 0
+    assert sf.load("s.chs").codes == ITQ(cfg).encode(data()).codes_bytes()
+    status, out, _ = run(capsys, "info", "s.chs", "--json")
+    info = json.loads(out)
+    assert info["codec"] == "ITQ" and info["spec"] is None
+    status, _, err = run(capsys, "encode", "x.npy", "t.chs", "--config", "itq.chs", "--codec", "e8")
+    assert status == 2 and "don't combine it with --codec" in err
+
+
+def test_bounded_scores_keep_the_ranking(work, capsys):
+    run(capsys, "encode", "x.npy", "s.chs")
+    np.save("self.npy", data()[:5])
+    _, plain, _ = run(capsys, "search", "s.chs", "self.npy", "-k", 5, "--json")
+    _, bounded, _ = run(capsys, "search", "s.chs", "self.npy", "-k", 5, "--json", "--bounded")
+    plain, bounded = json.loads(plain), json.loads(bounded)
+    assert [r["ids"] for r in plain] == [r["ids"] for r in bounded]
+    flat = [s for r in bounded for s in r["scores"]]
+    assert all(-1.0 <= s <= 1.0 for s in flat)
+    assert [min(1.0, max(-1.0, s)) for r in plain for s in r["scores"]] == flat
+
+
+def test_help_explains_scores(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    assert "can pass 1" in out and "--bounded" in out
+
+
+def test_search_with_vectors_rescores(work, capsys):
+    from clark_hash_web import VectorFile, make_index
+
+    two = make_index("e8:32", vectors=VectorFile(work / "v.bin", 32, "int8"))
+    two.add(data(), ids=[f"r{i}" for i in range(60)])
+    two.save(work / "s.chs")
+    status, out, _ = run(capsys, "search", "s.chs", "q.npy", "-k", 4, "--vectors", "v.bin",
+                         "--rescore", 60, "--json")
+    assert status == 0
+    for qi, q in enumerate(np.load("q.npy")):
+        ids, scores = two.search(q, 4, rescore=60)
+        assert json.loads(out)[qi]["ids"] == ids

@@ -38,6 +38,8 @@ def spark():
                .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
                .config("spark.task.maxFailures", "1")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.sql.adaptive.enabled", "true")  # AQE on (the default), stated
+               .config("spark.sql.adaptive.coalescePartitions.enabled", "true")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -192,3 +194,125 @@ def test_failed_partition_leaves_no_output(spark, tmp_path):
         chs.write_sketch_files(frame(spark, X, 4), codec, str(tmp_path / "o"), overwrite=True)
     assert os.listdir(tmp_path) == ["o"]
     assert {f: (tmp_path / "o" / f).read_bytes() for f in os.listdir(tmp_path / "o")} == before
+
+
+# -- downstream plans (issue 13): row numbers travel with the data -----------------
+def check_encoded(pdf, X, bad=()):
+    """``pdf`` (any row order) holds rows 0..n-1 once each, with X's codes."""
+    codec = codecs()[0]
+    pdf = pdf.sort_values("row").reset_index(drop=True)
+    assert pdf["row"].tolist() == list(range(len(X)))
+    assert pdf["doc"].tolist() == [f"d{i}" for i in range(len(X))]
+    errs = sorted(int(r) for r, e in zip(pdf["row"], pdf["error"]) if isinstance(e, str))
+    assert errs == sorted(bad)
+    good = [i for i in range(len(X)) if i not in bad]
+    ref = codec.encode(np.array([X[i] for i in good], dtype=np.float32))
+    assert b"".join(pdf.loc[good, "code"]) == ref.codes_bytes()
+
+
+def test_coalesce_after_encode_keeps_row_numbers(spark):
+    """One task runs several input partitions: each keeps its own first row."""
+    X = bad_vectors()
+    enc = chs.encode_dataframe(frame(spark, X, 4), codecs()[0], keep=["doc"]).coalesce(1)
+    check_encoded(enc.toPandas(), X, bad=[7, 77, 123, 250])
+    with pytest.raises(InvalidVectorError) as e:
+        chs.check_errors(enc)
+    assert sorted(e.value.rows) == [7, 77, 123, 250]
+
+
+def test_union_of_two_encodes(spark):
+    """Second DataFrame's partitions run with task ids shifted by the first's count."""
+    X1, X2 = data(20, 150), data(21, 110)
+    codec = codecs()[0]
+    enc = chs.encode_dataframe(frame(spark, X1, 3), codec, keep=["doc"]).union(
+        chs.encode_dataframe(frame(spark, X2, 2), codec, keep=["doc"]))
+    pdf = enc.toPandas()
+    assert len(pdf) == 260
+    check_encoded(pdf.iloc[:150], X1)
+    check_encoded(pdf.iloc[150:], X2)
+    # coalesced union: all five input partitions in one task, in order
+    pdf = enc.coalesce(1).toPandas()
+    check_encoded(pdf.iloc[:150], X1)
+    check_encoded(pdf.iloc[150:], X2)
+
+
+def _join(enc, spark, hint):
+    other = spark.range(0, 260).withColumnRenamed("id", "row")
+    return enc.join(other.hint(hint), "row")
+
+
+PLANS = {
+    "coalesce-2": lambda enc, spark: enc.coalesce(2),
+    "repartition-3": lambda enc, spark: enc.repartition(3),
+    "join-merge": lambda enc, spark: _join(enc, spark, "merge"),
+    "join-broadcast": lambda enc, spark: _join(enc, spark, "broadcast"),
+}
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_downstream_plans_with_aqe(spark, plan):
+    assert spark.conf.get("spark.sql.adaptive.enabled") == "true"
+    X = bad_vectors()
+    enc = PLANS[plan](chs.encode_dataframe(frame(spark, X, 4), codecs()[0], keep=["doc"]), spark)
+    check_encoded(enc.toPandas(), X, bad=[7, 77, 123, 250])
+
+
+def test_cached_encode_then_coalesce_and_join(spark):
+    X = data(22, 260)
+    enc = chs.encode_dataframe(frame(spark, X, 4), codecs()[0], keep=["doc"]).cache()
+    try:
+        assert enc.count() == 260
+        check_encoded(enc.coalesce(1).toPandas(), X)
+        check_encoded(_join(enc, spark, "merge").toPandas(), X)
+    finally:
+        enc.unpersist()
+
+
+def _pid_batch(pids):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays([pa.array(pids, type=pa.int32()),
+                                       pa.array(range(len(pids)))], names=[chs.PARTITION_COL, "x"])
+
+
+def test_runs_number_rows_per_input_partition():
+    """A batch mixing input partitions is split; numbering continues across batches."""
+    offsets, ends, next_row = {0: 0, 1: 3, 2: 3, 3: 3}, {0: 3, 1: 3, 2: 3, 3: 8}, {}
+    got = [(p, row, b.column(1).to_pylist())
+           for batch in (_pid_batch([0, 0, 3, 3]), _pid_batch([3, 0, 3]))
+           for p, row, b in chs._runs(batch, offsets, ends, next_row)]
+    assert got == [(0, 0, [0, 1]), (3, 3, [2, 3]), (3, 5, [0]), (0, 2, [1]), (3, 6, [2])]
+    assert next_row == {0: 3, 3: 7}
+
+
+def test_runs_refuse_a_changed_input():
+    offsets, ends = {0: 0, 1: 2}, {0: 2, 1: 4}
+    with pytest.raises(chs.PartitionError, match="partition 0 yields more than the 2 rows"):
+        list(chs._runs(_pid_batch([0, 0, 0]), offsets, ends, {}))
+    with pytest.raises(chs.PartitionError, match="partition 5 was not counted"):
+        list(chs._runs(_pid_batch([5]), offsets, ends, {}))
+
+
+def test_reserved_partition_column(spark):
+    df = spark.createDataFrame([([1.0] * D, 1)], f"embedding array<float>, {chs.PARTITION_COL} long")
+    with pytest.raises(InvalidInputError, match="reserved"):
+        chs.encode_dataframe(df, codecs()[0], keep=[chs.PARTITION_COL])
+
+
+def test_shuffled_cached_input_numbers_like_zip_with_index(spark):
+    """Input after a shuffle (AQE on), cached as the docs ask: ``row`` is the
+    position ``rdd.zipWithIndex`` gives, also with a coalesce after the encode."""
+    X = data(23, 200)
+    df = frame(spark, X, 3).repartition(5, "doc").cache()
+    try:
+        position = dict(df.rdd.map(lambda r: r["doc"]).zipWithIndex().collect())
+        assert sorted(position.values()) == list(range(200))
+        codec = codecs()[0]
+        pdf = chs.encode_dataframe(df, codec, keep=["doc"]).coalesce(1).toPandas()
+        assert sorted(pdf["row"]) == list(range(200))
+        assert all(position[d] == r for d, r in zip(pdf["doc"], pdf["row"]))
+        pdf = pdf.sort_values("row")
+        order = [int(d[1:]) for d in pdf["doc"]]
+        assert b"".join(pdf["code"]) == codec.encode(X[order]).codes_bytes()
+    finally:
+        df.unpersist()

@@ -102,10 +102,10 @@ def test_two_stage_add_is_all_or_nothing(tmp_path):
     def disk_full(vectors):
         raise OSError("no space left on device")
 
-    two.vectors.append = disk_full  # the file write fails after the index accepted the rows
+    two.vectors.append_prepared = disk_full  # the write fails after the index accepted the rows
     with pytest.raises(OSError):
         two.add(clustered(2, 8, seed=7), ids=["g", "h"])
-    del two.vectors.append
+    del two.vectors.append_prepared
     assert len(two) == 6 and len(two.vectors) == 6 and "g" not in two.index
     two.remove("b")
     ids, _ = two.search(clustered(6, 8, seed=5)[1], 3)

@@ -27,7 +27,7 @@ Every config is a frozen dataclass with ``to_bytes``/``from_bytes``, a
 to_bytes())``, like :class:`ClarkHashConfig`), ``code_bytes``,
 ``storage_bytes_per_vector`` and ``compression_ratio_vs_f32``; the first byte
 of ``to_bytes()`` is the codec kind. Encoded batches are the package's
-:class:`~clark_hash_web.codecs.clark_hash.EncodedBatch` (configs expose ``sketch_dim`` =
+:class:`~clark_hash_web.codecs.base.EncodedBatch` (configs expose ``sketch_dim`` =
 number of bits, ``bits`` = 1 and ``metric`` = "cosine" for it).
 
 Input rules (both backends): NaN/inf rows, rows whose largest ``|x_i|`` is
@@ -43,7 +43,6 @@ from array import array
 from . import bitpack
 from .base import Codec, EncodedBatch, _check_fingerprint
 from ..errors import ConfigError, InvalidInputError, InvalidVectorError
-from ..index.ids import IdMap, ids_of_encoded_rows
 from ..validation import REASON_NONFINITE
 
 CODEC_HYPERPLANE_LSH = 2

@@ -13,13 +13,13 @@ import math
 from array import array
 from typing import Literal, Optional
 
-from ..backends import make_backend, numpy_available
+from ..backends import make_backend
+from ..errors import ConfigMismatchError, InvalidInputError, InvalidVectorError
+from ..validation import (EPSILON, REASON_NONFINITE, REASON_OVERFLOW, REASON_ZERO,
+                          nonfinite_rows_python)
 from .base import Codec, EncodedBatch, _check_fingerprint
 from .clark_hash_config import CODEC_CLARK_HASH, ClarkHashConfig
 from .registry import CodecKind, register
-from ..errors import ConfigMismatchError, InvalidInputError, InvalidVectorError
-from ..validation import (EPSILON, REASON_NONFINITE, REASON_OVERFLOW, REASON_ZERO, as_numpy_rows,
-                          as_python_rows, nonfinite_rows_python)
 
 Errors = Literal["raise", "skip"]
 NonFinite = Literal["reject", "reference"]

@@ -219,4 +219,5 @@ class ITQ(BinaryCodec):
         return xp.project_exact_python(xc, self._planes)
 
 
-register(CodecKind(CODEC_ITQ, "itq", "ITQ", ITQConfig, ITQ, check_padding, trained=True))
+register(CodecKind(CODEC_ITQ, "itq", "ITQ", ITQConfig, ITQ, check_padding, trained=True,
+                   trainer=train_itq))

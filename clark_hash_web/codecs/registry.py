@@ -77,6 +77,8 @@ class CodecKind:
         when stored codes cannot have been written by ``config``.
     trained : bool
         True when configs come from training (no spec string).
+    trainer : callable or None
+        ``trainer(sample, seed=0, **options) -> config`` for trained codecs.
     """
 
     kind: int
@@ -86,6 +88,7 @@ class CodecKind:
     codec_type: type
     check_codes: Optional[Callable] = None
     trained: bool = False
+    trainer: Optional[Callable] = None
 
 
 _KINDS: dict = {}
@@ -175,7 +178,8 @@ def config_from_bytes(data):
     return config
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """A spec or option value: an int (decimal or 0x hex), a number, or the word itself."""
     for parse in (lambda s: int(s, 0), float):
         try:
             return parse(text)
@@ -211,7 +215,7 @@ def config_from_spec(spec: str):
         if key not in fields or key == "input_dim":
             raise ConfigError(f"codec spec {spec!r}: {entry.name} has no option {key!r} "
                               f"(options: {', '.join(sorted(fields - {'input_dim'}))})")
-        kwargs[key] = _parse_value(value.strip())
+        kwargs[key] = parse_value(value.strip())
     try:
         return entry.config_type(**kwargs)
     except ConfigError as exc:

@@ -8,19 +8,20 @@ from ..codecs import bitpack
 from ..codecs.binary import SCORINGS, BinaryCodec, BinaryQuery
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
-from .ids import IdMap, ids_of_encoded_rows
+from .base import Index
+from .ids import IdMap
 
 
 def _total_order_key(bits: int) -> int:
     return bits if bits < 0x80000000 else -(bits & 0x7FFFFFFF) - 1
 
 
-class BinaryIndex:
+class BinaryIndex(Index):
     """Flat in-memory index of binary codes with an optional Hamming prefilter.
 
     Parameters
     ----------
-    codec : BinaryCodec (HyperplaneLSH, SignBits or ITQ)
+    codec : BinaryCodec (HyperplaneLSH, SignBits, ITQ or E8Codes)
 
     Notes
     -----
@@ -48,6 +49,11 @@ class BinaryIndex:
         else:
             self._codes = bytearray()
 
+    @classmethod
+    def accepts(cls, codec) -> bool:
+        """BinaryIndex holds the codes of every binary codec (sign bits, LSH, ITQ, E8)."""
+        return isinstance(codec, BinaryCodec)
+
     def __len__(self):
         return len(self._ids)
 
@@ -59,19 +65,10 @@ class BinaryIndex:
         """Ids in insertion order."""
         return self._ids.ids
 
-    @property
-    def backend(self) -> str:
-        return self.codec.backend
-
     def _codes_numpy(self):
         return self._buf[:len(self._ids), :self.config.code_bytes]
 
     # -- adding / removing -------------------------------------------------------------
-    def add(self, vectors, ids=None, errors: str = "raise") -> list:
-        """Encode and store vectors; returns the stored ids."""
-        enc = self.codec.encode(vectors, errors=errors)
-        return self.add_encoded(enc, ids_of_encoded_rows(ids, enc))
-
     def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
         """Store codes of the same config; returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
@@ -242,7 +239,3 @@ class BinaryIndex:
     def search_prepared(self, query: BinaryQuery, k: int = 10, **kw):
         """:meth:`search` with a prepared :class:`BinaryQuery`."""
         return self.search(query, k, **kw)
-
-    def search_batch(self, queries, k: int = 10, **kw) -> list:
-        """:meth:`search` for each row of ``queries``; a list of ``(ids, scores)``."""
-        return [self.search(q, k, **kw) for q in queries]

@@ -19,7 +19,8 @@ from array import array
 from ..codecs.clark_hash import ClarkHash, QuerySketch
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
-from .ids import IdMap, ids_of_encoded_rows
+from .base import Index
+from .ids import IdMap
 
 
 def _total_order_key(bits: int) -> int:
@@ -27,7 +28,7 @@ def _total_order_key(bits: int) -> int:
     return bits if bits < 0x80000000 else -(bits & 0x7FFFFFFF) - 1
 
 
-class FlatIndex:
+class FlatIndex(Index):
     """All stored codes of one codec, searchable exactly.
 
     Parameters
@@ -57,6 +58,11 @@ class FlatIndex:
             self._codes = bytearray()
             self._norms = []
 
+    @classmethod
+    def accepts(cls, codec) -> bool:
+        """FlatIndex holds Clark Hash codes."""
+        return isinstance(codec, ClarkHash)
+
     # -- bookkeeping --------------------------------------------------------------
     def __len__(self):
         return self._count
@@ -65,10 +71,6 @@ class FlatIndex:
     def ids(self) -> list:
         """Ids in insertion order."""
         return self._ids.ids
-
-    @property
-    def backend(self) -> str:
-        return self.codec.backend
 
     def __contains__(self, id_):
         return id_ in self._ids
@@ -82,15 +84,6 @@ class FlatIndex:
         return self._ids.check_new(ids, count)
 
     # -- adding -------------------------------------------------------------------
-    def add(self, vectors, ids=None, errors="raise") -> list:
-        """Encode and store vectors; returns the ids of the stored rows.
-
-        With ``errors="skip"`` bad rows are left out (ids given for them are
-        not used); see :meth:`ClarkHash.encode`.
-        """
-        enc = self.codec.encode(vectors, errors=errors)
-        return self.add_encoded(enc, ids_of_encoded_rows(ids, enc))
-
     def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
         """Store already encoded codes (same config); returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
@@ -170,57 +163,10 @@ class FlatIndex:
         nc = [self._norms[r] for r in rows] if self.config.metric == "dot" else None
         return EncodedBatch(self.config, codes, nc)
 
-    # -- files ----------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write every row, with its id, to a sketch file (atomic replace).
-
-        The format is :mod:`clark_hash_web.formats.sketch_file` (v1); rows keep their
-        order, so ties rank the same after :meth:`load`.
-        """
-        from ..formats import sketch_file
-
-        enc = self.encoded()
-        sketch_file.save(path, self.config, enc.codes_bytes(), enc.norm_codes_bytes(),
-                         self.ids or None)
-
-    @classmethod
-    def load(cls, path, backend=None) -> "FlatIndex":
-        """A new index holding a sketch file's rows (ids 0..N-1 if it has none).
-
-        Raises SketchFileError for damaged files and ConfigError when the file
-        holds another codec's codes.
-        """
-        import os
-
-        from ..formats import sketch_file
-        from ..codecs.clark_hash_config import ClarkHashConfig
-        from ..errors import ConfigError
-
-        data = sketch_file.load(path)
-        if not isinstance(data.config, ClarkHashConfig):
-            raise ConfigError(f"{os.fspath(path)} holds codes of another codec; "
-                              "FlatIndex needs Clark Hash codes")
-        index = cls(ClarkHash(data.config, backend))
-        if data.count:
-            index.add_encoded(data.to_encoded(), data.ids)
-        return index
-
     # -- search -------------------------------------------------------------------
     def search(self, query, k: int = 10):
         """Top ``k`` ``(ids, scores)`` for a query vector (d,)."""
         return self.search_prepared(self.codec.sketch_query(query), k)
-
-    def search_batch(self, queries, k: int = 10) -> list:
-        """``search`` for each row of ``queries`` (N, d); a list of ``(ids, scores)``."""
-        if self.codec.backend == "numpy":
-            import numpy as np
-
-            rows = np.asarray(queries)
-            if rows.ndim != 2:
-                raise InvalidInputError(f"queries must be 2-D, got shape {rows.shape}")
-        else:
-            rows = list(queries)
-        return [self.search(q, k) for q in rows]
 
     def search_prepared(self, query: QuerySketch, k: int = 10):
         """Top ``k`` for a prepared QuerySketch: ``(ids, scores)``.

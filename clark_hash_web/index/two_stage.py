@@ -48,11 +48,14 @@ import math
 import os
 import struct
 import sys
+import tempfile
 from array import array
 
 from ..errors import InvalidInputError, InvalidVectorError, SketchFileError
 from ..float32 import f32, round_half_away
 from ..validation import REASON_NONFINITE, as_numpy_rows, as_python_rows
+from .base import Index
+from .ids import ids_of_encoded_rows
 
 MAGIC = b"CHVECTRS"
 VERSION = 1
@@ -179,8 +182,8 @@ class VectorFile:
         return self._count
 
     # -- writing --------------------------------------------------------------------------
-    def _prepared_rows(self, vectors) -> bytes:
-        """Validated, normalized (cosine), quantized (int8) row bytes of a batch."""
+    def prepare_rows(self, vectors) -> bytes:
+        """Validated, normalized (cosine), quantized (int8) row bytes of a batch, as stored."""
         if self.use_numpy:
             import numpy as np
 
@@ -239,7 +242,12 @@ class VectorFile:
 
     def append(self, vectors) -> range:
         """Append a batch (all rows or none); returns the new row numbers."""
-        data = self._prepared_rows(vectors)
+        return self.append_prepared(self.prepare_rows(vectors))
+
+    def append_prepared(self, data: bytes) -> range:
+        """Append row bytes from :meth:`prepare_rows` (all or none); returns the new row numbers."""
+        if len(data) % self.row_bytes:
+            raise InvalidInputError(f"{len(data)} bytes are not whole rows of {self.row_bytes}")
         n = len(data) // self.row_bytes
         size = HEADER_BYTES + self._count * self.row_bytes
         with open(self.path, "r+b") as f:
@@ -254,6 +262,30 @@ class VectorFile:
         start = self._count
         self._count += n
         return range(start, start + n)
+
+    def compact(self, rows) -> None:
+        """Rewrite the file with only ``rows``, in that order (atomic replace).
+
+        A failure leaves the old file as it was.
+        """
+        rows = self._check_rows(rows)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(self.path) + ".",
+                                   suffix=".tmp")
+        try:
+            with open(self.path, "rb") as src, os.fdopen(fd, "wb") as out:
+                out.write(src.read(HEADER_BYTES))
+                for r in rows:
+                    src.seek(HEADER_BYTES + r * self.row_bytes)
+                    out.write(src.read(self.row_bytes))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._count = len(rows)
 
     # -- reading and scoring ----------------------------------------------------------
     def _check_rows(self, rows):
@@ -354,50 +386,87 @@ def _order_key(score_bits: int) -> int:
     return score_bits if score_bits < 0x80000000 else -(score_bits & 0x7FFFFFFF) - 1
 
 
-class TwoStageIndex:
+class TwoStageIndex(Index):
     """Compact-code index plus exact rescoring of the top candidates.
 
     Parameters
     ----------
     index : FlatIndex or BinaryIndex
-        Anything with ``add(vectors, ids)``, ``remove(ids)``, ``search(query, n, **kw)``
-        returning ``(ids, scores)``, ``ids`` and ``len``.
+        The stage-1 index (:func:`clark_hash_web.index.make_index` builds both).
     vectors : VectorFile
         Where the full vectors live. If it already holds rows, they must be
         the index's rows in insertion order (``len(vectors) == len(index)``).
     rescore_multiplier : int, default 10
-        Stage 1 returns ``k * rescore_multiplier`` candidates.
+        Stage 1 returns ``k * rescore_multiplier`` candidates unless a
+        search asks for another number (``rescore=``).
     """
 
     def __init__(self, index, vectors: VectorFile, rescore_multiplier: int = 10):
         self.index = index
         self.vectors = vectors
-        self.rescore_multiplier = self._check_mult(rescore_multiplier)
+        self.rescore_multiplier = _positive("rescore_multiplier", rescore_multiplier)
         if len(vectors) != len(index):
             raise InvalidInputError(
                 f"the vector file holds {len(vectors)} rows, the index {len(index)}: "
                 "they must describe the same rows in the same order")
         self._row_of = {i: r for r, i in enumerate(index.ids)}
 
-    @staticmethod
-    def _check_mult(m):
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise InvalidInputError(f"rescore_multiplier must be a positive int, got {m!r}")
-        return m
+    @classmethod
+    def accepts(cls, codec) -> bool:
+        """Any codec that has a stage-1 index."""
+        from .factory import index_type_for
+
+        return index_type_for(codec) is not None
+
+    @property
+    def codec(self):
+        return self.index.codec
+
+    @property
+    def config(self):
+        return self.index.config
+
+    @property
+    def ids(self) -> list:
+        return self.index.ids
 
     def __len__(self):
         return len(self.index)
 
-    def add(self, vectors, ids=None) -> list:
-        """Add to the index and the vector file (both or neither); returns the ids."""
+    def __contains__(self, id_):
+        return id_ in self.index
+
+    def add(self, vectors, ids=None, errors: str = "raise") -> list:
+        """Encode, store the codes and the vectors (both or neither); returns the ids.
+
+        With ``errors="skip"`` rows the codec rejects are left out of both.
+        """
+        enc = self.codec.encode(vectors, errors=errors)
+        if enc.skipped:
+            rows, _ = self.codec._rows(vectors)
+            vectors = rows[enc.rows] if hasattr(rows, "dtype") else [rows[r] for r in enc.rows]
+        return self.add_encoded(enc, ids_of_encoded_rows(ids, enc), vectors=vectors)
+
+    def add_encoded(self, encoded, ids=None, vectors=None) -> list:
+        """Store codes and their vectors (row for row; both or neither); returns the ids.
+
+        ``vectors`` is required: stage 2 rescores from them.
+        """
+        if vectors is None:
+            raise InvalidInputError("a two-stage index rescores from vectors: pass vectors= "
+                                    "(one per encoded row)")
         if _numpy_ok(None) and self.vectors.use_numpy:
             import numpy as np
 
             if not isinstance(vectors, (bytes, bytearray, memoryview)):
                 vectors = np.asarray(vectors, dtype=np.float32)
-        new_ids = self.index.add(vectors, ids)
+        prepared = self.vectors.prepare_rows(vectors)
+        if len(prepared) // self.vectors.row_bytes != len(encoded):
+            raise InvalidInputError(f"{len(prepared) // self.vectors.row_bytes} vectors for "
+                                    f"{len(encoded)} encoded rows")
+        new_ids = self.index.add_encoded(encoded, ids)
         try:
-            rows = self.vectors.append(vectors)
+            rows = self.vectors.append_prepared(prepared)
         except BaseException:
             self.index.remove(new_ids)
             raise
@@ -406,24 +475,42 @@ class TwoStageIndex:
         return new_ids
 
     def remove(self, ids) -> int:
-        """Remove from the index (the vector file keeps the unused rows)."""
+        """Remove from the index (the vector file keeps the unused rows until :meth:`save`)."""
         ids = [ids] if isinstance(ids, (int, str)) else list(ids)
         n = self.index.remove(ids)
         for i in ids:
             self._row_of.pop(i, None)
         return n
 
-    def search(self, query, k: int = 10, rescore_multiplier=None, **index_kw):
-        """Top ``k`` ``(ids, scores)`` after rescoring ``k * rescore_multiplier`` candidates.
+    def encoded(self, rows=None):
+        return self.index.encoded(rows)
+
+    def search(self, query, k: int = 10, rescore=None, rescore_multiplier=None, **index_kw):
+        """Top ``k`` ``(ids, scores)`` after rescoring the stage-1 candidates exactly.
+
+        Parameters
+        ----------
+        query : vector (d,)
+        k : int
+        rescore : int, optional
+            Number of stage-1 candidates to rescore (default ``k * rescore_multiplier``).
+        rescore_multiplier : int, optional
+            Overrides the index's multiplier for this search.
+        **index_kw
+            Passed to the stage-1 search (e.g. ``candidates=`` for BinaryIndex).
 
         Scores are the exact rescoring scores (float32); ranking is descending,
         exact ties by vector-file row (insertion order).
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise InvalidInputError(f"k must be a non-negative int, got {k!r}")
-        mult = self.rescore_multiplier if rescore_multiplier is None \
-            else self._check_mult(rescore_multiplier)
-        cand_ids, _ = self.index.search(query, k * mult, **index_kw)
+        if rescore is None:
+            mult = self.rescore_multiplier if rescore_multiplier is None else \
+                _positive("rescore_multiplier", rescore_multiplier)
+            n = k * mult
+        else:
+            n = _positive("rescore", rescore)
+        cand_ids, _ = self.index.search(query, max(n, k), **index_kw)
         rows = [self._row_of[i] for i in cand_ids]
         scores = self.vectors.score(query, rows)
         bits = array("I", bytes(memoryview(scores).cast("B")))
@@ -432,5 +519,37 @@ class TwoStageIndex:
             array("f", [scores[j] for j in order])
         return [cand_ids[j] for j in order], out_scores
 
-    def search_batch(self, queries, k: int = 10, **kw) -> list:
-        return [self.search(q, k, **kw) for q in queries]
+    # -- files ----------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the codes and ids to a sketch file; compact the vector file to match.
+
+        After removals the vector file still holds the removed rows; they are
+        dropped here (atomic replace), so :meth:`load` finds row ``i`` of the
+        vector file beside row ``i`` of the sketch file.
+        """
+        rows = [self._row_of[i] for i in self.ids]
+        if rows != list(range(len(self.vectors))):
+            self.vectors.compact(rows)
+            self._row_of = {i: r for r, i in enumerate(self.ids)}
+        self.index.save(path)
+
+    @classmethod
+    def load(cls, path, backend=None, vectors=None, rescore_multiplier: int = 10):
+        """A two-stage index from a sketch file and the vector file saved with it.
+
+        ``vectors``: a :class:`VectorFile` or the path of one (required).
+        """
+        from .factory import load_index
+
+        if vectors is None:
+            raise InvalidInputError("TwoStageIndex.load needs vectors= (the vector file saved "
+                                    "with the sketch file)")
+        if not isinstance(vectors, VectorFile):
+            vectors = VectorFile(vectors, backend=backend)
+        return cls(load_index(path, backend=backend), vectors, rescore_multiplier)
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+    return value

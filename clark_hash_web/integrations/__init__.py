@@ -23,6 +23,10 @@ clickhouse
 All of them encode with the ordinary codec (``ClarkHash`` or any codec with
 the same verbs), so the bytes are exactly those of a single-process
 ``codec.encode`` of the same rows, whatever the partitioning.
+
+``README.md`` in this folder tabulates what the Spark and Dask modules
+guarantee (bytes, row numbers, atomic writes), under which plans, and what
+they refuse.
 """
 
 from ._partition import PartitionRowsError, load_parts, read_manifest

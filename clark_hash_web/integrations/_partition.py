@@ -77,6 +77,14 @@ class _ConfigRecipe:
             _CODEC_CACHE[key] = codec
         return codec
 
+    def token(self) -> tuple:
+        """What makes the codes: codec class, config class and bytes, backend."""
+        return ("config", self.codec_cls.__module__, self.codec_cls.__qualname__,
+                self.config_cls.__module__, self.config_cls.__qualname__, self.config_bytes,
+                str(self.backend))
+
+    __dask_tokenize__ = token
+
 
 class _PickledCodec:
     """Any other codec object: shipped as-is (it must pickle)."""
@@ -86,6 +94,24 @@ class _PickledCodec:
 
     def __call__(self):
         return self.codec
+
+    def token(self) -> tuple:
+        """A digest of the pickled codec; a fresh random one if it does not pickle.
+
+        Equal digests mean equal codec state, so equal codes; a random token
+        only costs a recomputation, never wrong codes.
+        """
+        import hashlib
+        import pickle
+
+        kind = (type(self.codec).__module__, type(self.codec).__qualname__)
+        try:
+            digest = hashlib.sha256(pickle.dumps(self.codec, protocol=4)).hexdigest()
+        except Exception:  # noqa: BLE001 - e.g. a lambda inside: never share a token
+            digest = "unpicklable-" + uuid.uuid4().hex
+        return ("pickled",) + kind + (digest,)
+
+    __dask_tokenize__ = token
 
 
 def codec_factory(codec):
@@ -100,6 +126,14 @@ def codec_factory(codec):
         Codecs of the package (config class with ``from_bytes``, constructor
         ``(config, backend=...)``) travel as their config bytes; any other
         object is pickled as it is.
+
+    Returns
+    -------
+    callable
+        Also has ``token()`` (and ``__dask_tokenize__``): a tuple that is
+        equal for two factories only when they build codecs giving the same
+        codes (same class, config bytes and backend; or the same pickled
+        state). Engines use it to name tasks.
     """
     for attr in ("config", "encode"):
         if not hasattr(codec, attr):

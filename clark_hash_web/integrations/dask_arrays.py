@@ -15,6 +15,21 @@ as its 32 config bytes. Row blocks may have any sizes: the bytes are those of
 one ``codec.encode`` over all rows. The column dimension is rechunked to a
 single chunk.
 
+Task names
+----------
+Every graph layer is named from a token of the input array (its dask name),
+the codec (class and config bytes, see
+:func:`~clark_hash_web.integrations._partition.codec_factory`) and the kernel,
+so two encodes of other rows or under other configs never share task keys,
+in one graph or across calls on a ``distributed`` scheduler that keeps
+persisted results; the same input and config give the same keys.
+
+Unknown chunk sizes
+-------------------
+Arrays whose row chunks are unknown (``nan``, e.g. ``x[mask]`` with a dask
+mask) are refused with :class:`~clark_hash_web.errors.InvalidInputError`:
+global row numbers need the sizes. Call ``x.compute_chunk_sizes()`` first.
+
 Errors
 ------
 A bad row (NaN/inf, zero vector, norm overflow) makes the computation raise
@@ -56,6 +71,11 @@ def _as_rows(x, input_dim):
         x = da.asarray(x)
     if x.ndim != 2:
         raise InvalidInputError(f"vectors must be a 2-D dask array, got shape {x.shape}")
+    if any(c != c for axis in x.chunks for c in axis):  # nan: unknown size
+        raise InvalidInputError(
+            f"vectors have unknown chunk sizes (shape {x.shape}, e.g. after x[mask] with a dask "
+            "mask); global row numbers need them: call x.compute_chunk_sizes() first (it "
+            "computes the blocks of x once)")
     if x.shape[1] != input_dim:
         from ..errors import DimensionError
 
@@ -101,21 +121,31 @@ def encode_array(x, codec) -> EncodedArrays:
         ``dask.compute(codes, norm_codes)`` encodes each block once.
     """
     import numpy as np
+    from dask.base import tokenize
 
     cfg = codec.config
     x = _as_rows(x, cfg.input_dim)
     dot = getattr(cfg, "metric", "cosine") == "dot"
     width = cfg.code_bytes + (2 if dot else 0)
-    both = x.map_blocks(_encode_block, codec_factory(codec), dtype=np.uint8,
-                        chunks=(x.chunks[0], (width,)), name="clark-hash-encode",
+    make = codec_factory(codec)
+    token = tokenize(x, make.token(), _encode_block, width)
+    both = x.map_blocks(_encode_block, make, dtype=np.uint8,
+                        chunks=(x.chunks[0], (width,)), name=f"clark-hash-encode-{token}",
                         meta=np.empty((0, width), dtype=np.uint8))
     codes = both[:, :cfg.code_bytes]
     if not dot:
         return EncodedArrays(codes, None)
     nc = both[:, cfg.code_bytes:].map_blocks(
-        lambda b: np.ascontiguousarray(b).view("<u2").reshape(-1).astype(np.uint16),
-        dtype=np.uint16, drop_axis=1, meta=np.empty((0,), dtype=np.uint16))
+        _norm_codes_block, dtype=np.uint16, drop_axis=1, name=f"clark-hash-norm-codes-{token}",
+        meta=np.empty((0,), dtype=np.uint16))
     return EncodedArrays(codes, nc)
+
+
+def _norm_codes_block(block):
+    """(n, 2) little-endian bytes -> (n,) uint16 norm codes."""
+    import numpy as np
+
+    return np.ascontiguousarray(block).view("<u2").reshape(-1).astype(np.uint16)
 
 
 def _encode_part(block, make_codec, first_row, ids, folder, part):

@@ -21,7 +21,17 @@ partition (in partition order), then in the order the partition yields its
 rows; this is what ``rdd.zipWithIndex`` numbers. It is found with one cheap
 JVM-side count per partition before encoding, so ``df`` must produce the same
 partitions in the same order when evaluated twice (true for files read from
-storage; after a shuffle, ``cache()``/``localCheckpoint()`` it first).
+storage; after a shuffle, ``cache()``/``localCheckpoint()`` it first). A
+partition that yields more rows than were counted, or one that was not
+counted, fails the job with :class:`PartitionError` instead of numbering rows
+wrongly.
+
+The input partition of every row travels WITH the row, as a
+``spark_partition_id()`` column evaluated on ``df`` itself, not as the id of
+the task that happens to run the Python code. Row numbers therefore stay right
+whatever runs after the encode: ``coalesce`` (one task runs several input
+partitions), ``union`` (task ids of the second input are shifted), joins,
+``cache``, adaptive query execution, retried or speculative tasks.
 
 Output column (what the sync server ingests)
 --------------------------------------------
@@ -47,7 +57,12 @@ from ._partition import (REASON_NULL, PartitionRowsError, atomic_output_dir, cod
 
 
 class PartitionError(RuntimeError):
-    """A Spark partition failed while writing sketch files (nothing was written)."""
+    """A Spark partition failed while writing sketch files (nothing was written),
+    or the input DataFrame changed its partitions between counting and encoding."""
+
+
+#: Internal column holding ``spark_partition_id()`` of the input DataFrame.
+PARTITION_COL = "__clark_hash_input_partition__"
 
 
 def _pyspark():
@@ -69,13 +84,61 @@ def partition_offsets(df) -> dict:
     moved). Partitions without rows are absent from the count and get the
     offset of the next one.
     """
+    return partition_layout(df)[0]
+
+
+def partition_layout(df):
+    """``(offsets, ends)``: global rows ``offsets[p]`` to ``ends[p] - 1`` are partition ``p``'s."""
     F, _ = _pyspark()
     counts = dict(df.select(F.spark_partition_id().alias("p")).groupBy("p").count().collect())
-    offsets, start = {}, 0
+    offsets, ends, start = {}, {}, 0
     for p in range(df.rdd.getNumPartitions()):
         offsets[p] = start
         start += counts.get(p, 0)
-    return offsets
+        ends[p] = start
+    return offsets, ends
+
+
+def _with_partition(df, cols):
+    """``df`` reduced to ``cols``, preceded by its input partition id (PARTITION_COL)."""
+    F, _ = _pyspark()
+    if PARTITION_COL in cols:
+        raise InvalidInputError(f"column name {PARTITION_COL!r} is reserved by clark_hash_web")
+    return df.select(F.spark_partition_id().alias(PARTITION_COL), *cols)
+
+
+def _runs(batch, offsets, ends, next_row):
+    """Split an Arrow batch into runs of one input partition.
+
+    Yields ``(partition, first_row, sub_batch)``; ``next_row`` (partition ->
+    next global row, updated) carries the numbering across batches.
+
+    Raises
+    ------
+    PartitionError
+        A partition that was not counted, or one yielding more rows than
+        counted (the input is not deterministic).
+    """
+    import numpy as np
+
+    pids = np.asarray(batch.column(batch.schema.get_field_index(PARTITION_COL)))
+    if len(pids) == 0:
+        return
+    cuts = [0] + (np.flatnonzero(np.diff(pids)) + 1).tolist() + [len(pids)]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        p = int(pids[a])
+        if p not in offsets:
+            raise PartitionError(
+                f"input partition {p} was not counted before encoding ({len(offsets)} partitions "
+                "were): the DataFrame changed its partitioning; cache() or localCheckpoint() it first")
+        row = next_row.get(p, offsets[p])
+        if row + (b - a) > ends[p]:
+            raise PartitionError(
+                f"input partition {p} yields more than the {ends[p] - offsets[p]} rows counted "
+                "before encoding: the DataFrame is not deterministic (e.g. a shuffle or a random "
+                "sample); cache() or localCheckpoint() it first")
+        next_row[p] = row + (b - a)
+        yield p, row, batch.slice(a, b - a)
 
 
 def _check_column(df, vector_col):
@@ -155,7 +218,8 @@ def encode_dataframe(df, codec, vector_col: str = "embedding", keep=(), row_col:
     cfg = codec.config
     dot = getattr(cfg, "metric", "cosine") == "dot"
     dim, cb = cfg.input_dim, cfg.code_bytes
-    offsets = partition_offsets(df)
+    src = _with_partition(df, [vector_col] + [c for c in keep if c != vector_col])
+    offsets, ends = partition_layout(df)
     make = codec_factory(codec)
     fields = [T.StructField(row_col, T.LongType(), False)]
     fields += [df.schema[c] for c in keep]
@@ -166,32 +230,34 @@ def encode_dataframe(df, codec, vector_col: str = "embedding", keep=(), row_col:
     schema = T.StructType(fields)
 
     def encode_batches(batches):
-        from pyspark import TaskContext
-
+        # Row numbers come from the partition column, never from TaskContext:
+        # after coalesce or union the task id is not the input partition's.
         local_codec = make()
-        row = offsets[TaskContext.get().partitionId()]
-        for batch in batches:
-            n = batch.num_rows
-            rows, pre_bad = _batch_rows(batch, vector_col, dim)
-            codes, ncodes, good, bad = encode_slice(local_codec, rows, row, pre_bad)
-            cols = [pa.array(np.arange(row, row + n, dtype=np.int64))]
-            cols += [batch.column(batch.schema.get_field_index(c)) for c in keep]
-            cols.append(_codes_column(codes, good, n, cb))
-            if dot:
-                full = np.zeros(n, dtype=np.int32)
-                full[good] = np.frombuffer(ncodes, dtype="<u2")
-                valid = np.zeros(n, dtype=bool)
-                valid[good] = True
-                cols.append(pa.array(full, mask=~valid))
-            errs = [None] * n
-            for g, why in bad.items():
-                errs[g - row] = why
-            cols.append(pa.array(errs, type=pa.string()))
-            yield pa.RecordBatch.from_arrays(cols, names=schema.fieldNames())
-            row += n
+        next_row = {}
+        for whole in batches:
+            for _p, row, batch in _runs(whole, offsets, ends, next_row):
+                yield encoded_batch(local_codec, batch, row)
 
-    return df.select(*([vector_col] + [c for c in keep if c != vector_col])).mapInArrow(
-        encode_batches, schema)
+    def encoded_batch(local_codec, batch, row):
+        n = batch.num_rows
+        rows, pre_bad = _batch_rows(batch, vector_col, dim)
+        codes, ncodes, good, bad = encode_slice(local_codec, rows, row, pre_bad)
+        cols = [pa.array(np.arange(row, row + n, dtype=np.int64))]
+        cols += [batch.column(batch.schema.get_field_index(c)) for c in keep]
+        cols.append(_codes_column(codes, good, n, cb))
+        if dot:
+            full = np.zeros(n, dtype=np.int32)
+            full[good] = np.frombuffer(ncodes, dtype="<u2")
+            valid = np.zeros(n, dtype=bool)
+            valid[good] = True
+            cols.append(pa.array(full, mask=~valid))
+        errs = [None] * n
+        for g, why in bad.items():
+            errs[g - row] = why
+        cols.append(pa.array(errs, type=pa.string()))
+        return pa.RecordBatch.from_arrays(cols, names=schema.fieldNames())
+
+    return src.mapInArrow(encode_batches, schema)
 
 
 def check_errors(encoded_df, row_col: str = "row", error_col: str = "error", limit: int = 1000):
@@ -259,10 +325,11 @@ def write_sketch_files(df, codec, path, vector_col: str = "embedding", id_col=No
                 f"id column {id_col!r} " + (f"repeats ids {[r[0] for r in dup]}" if dup else "holds nulls"))
     cfg = codec.config
     dim = cfg.input_dim
-    offsets = partition_offsets(df)
+    cols = [vector_col] + ([id_col] if id_col and id_col != vector_col else [])
+    src = _with_partition(df, cols)
+    offsets, ends = partition_layout(df)
     make = codec_factory(codec)
     schema = T.StructType([T.StructField("result", T.StringType(), False)])
-    cols = [vector_col] + ([id_col] if id_col and id_col != vector_col else [])
 
     with atomic_output_dir(path, overwrite=overwrite) as tmp:
         def write_partition(batches):
@@ -270,41 +337,48 @@ def write_sketch_files(df, codec, path, vector_col: str = "embedding", id_col=No
             # every task has finished, so none writes after the cleanup.
             from pyspark import TaskContext
 
-            part = TaskContext.get().partitionId()
+            seen = []  # input partitions met by this task, for the error message
             try:
-                out = write_one(part, batches)
+                outs = write_parts(batches, seen)
             except Exception as exc:  # noqa: BLE001 - re-raised by the driver
-                out = {"error": f"{type(exc).__name__}: {exc}", "partition": part}
-            yield pa.RecordBatch.from_arrays([pa.array([json.dumps(out)])], names=["result"])
+                where = seen[-1] if seen else TaskContext.get().partitionId()
+                outs = [{"error": f"{type(exc).__name__}: {exc}", "partition": where}]
+            yield pa.RecordBatch.from_arrays([pa.array([json.dumps(o) for o in outs])],
+                                             names=["result"])
 
-        def write_one(part, batches):
-            first = offsets[part]
+        def write_parts(batches, seen):
+            # One part file per INPUT partition (the partition column), so the
+            # part number and first row never depend on the task id.
             local_codec = make()
-            codes, ncodes, ids, bad, row = [], [], [], {}, first
-            for batch in batches:
-                rows, pre_bad = _batch_rows(batch, vector_col, dim)
-                c, nc, good, b = encode_slice(local_codec, rows, row, pre_bad)
-                bad.update(b)
-                codes.append(c)
-                if nc is not None:
-                    ncodes.append(nc)
-                if id_col is None:
-                    ids.extend(row + g for g in good)
+            acc, next_row = {}, {}
+            for whole in batches:
+                for p, row, batch in _runs(whole, offsets, ends, next_row):
+                    if p not in acc:
+                        seen.append(p)
+                        acc[p] = ([], [], [], {})
+                    codes, ncodes, ids, bad = acc[p]
+                    rows, pre_bad = _batch_rows(batch, vector_col, dim)
+                    c, nc, good, b = encode_slice(local_codec, rows, row, pre_bad)
+                    bad.update(b)
+                    codes.append(c)
+                    if nc is not None:
+                        ncodes.append(nc)
+                    if id_col is None:
+                        ids.extend(row + g for g in good)
+                    else:
+                        col = batch.column(batch.schema.get_field_index(id_col)).to_pylist()
+                        ids.extend(col[g] for g in good)
+            outs = []
+            for p, (codes, ncodes, ids, bad) in acc.items():
+                if bad:
+                    outs.append({"bad": {str(k): v for k, v in bad.items()}})
                 else:
-                    col = batch.column(batch.schema.get_field_index(id_col)).to_pylist()
-                    ids.extend(col[g] for g in good)
-                row += batch.num_rows
-            if bad:
-                out = {"bad": {str(k): v for k, v in bad.items()}}
-            elif row == first:
-                out = {"empty": True}
-            else:
-                out = {"part": write_part(tmp, part, local_codec.config, b"".join(codes),
-                                          b"".join(ncodes) if ncodes else None, ids, first)}
-            return out
+                    outs.append({"part": write_part(tmp, p, local_codec.config, b"".join(codes),
+                                                    b"".join(ncodes) if ncodes else None, ids,
+                                                    offsets[p])})
+            return outs or [{"empty": True}]
 
-        results = [json.loads(r[0]) for r in df.select(*cols).mapInArrow(
-            write_partition, schema).collect()]
+        results = [json.loads(r[0]) for r in src.mapInArrow(write_partition, schema).collect()]
         failed = [r for r in results if "error" in r]
         if failed:
             raise PartitionError(

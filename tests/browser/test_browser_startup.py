@@ -72,7 +72,7 @@ except ValueError as e:
     assert got[0].endswith("/json/__init__.pyc") and got[1].endswith("/encodings/__init__.pyc"), got
     assert got[2].endswith("/json/decoder.py"), got   # tracebacks still name the sources
     # our package: its unchecked-hash pyc sits where the import system looks first
-    assert got[3].endswith("clark_hash_web/__pycache__/codec.cpython-314.pyc") and got[4] is True and got[5] == 1, got
+    assert got[3].endswith("clark_hash_web/codecs/__pycache__/clark_hash.cpython-314.pyc") and got[4] is True and got[5] == 1, got
 
 
 def test_without_numpy_the_runtime_says_so_and_refuses_a_numpy_store(page, base_url):
