@@ -286,3 +286,36 @@ def test_concurrent_writers_keep_sequences_gapless_and_one_winner(store):
     hot = [r for r in log if r[1] == "hot"][-1]
     assert (hot[3], hot[4]) == (pushes, f"dev-{writers - 1}")  # the largest (clock, device) wins
     assert store.state("notes")["hot"][0] == codes[writers - 1]
+
+
+def test_a_database_of_the_first_release_opens_and_gains_the_new_columns(tmp_path):
+    """A sync.sqlite3 written by clark-hash-web 0.1 (its schema, verbatim) keeps its data."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE collections(name TEXT PRIMARY KEY, config BLOB NOT NULL, fingerprint TEXT NOT NULL,
+            code_bytes INTEGER NOT NULL, has_norm INTEGER NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE changes(collection TEXT NOT NULL, seq INTEGER NOT NULL, item_id TEXT NOT NULL,
+            op INTEGER NOT NULL, clock INTEGER NOT NULL, device TEXT NOT NULL, push_id TEXT NOT NULL,
+            code BLOB, norm_code INTEGER, PRIMARY KEY(collection, seq)) WITHOUT ROWID;
+        CREATE TABLE items(collection TEXT NOT NULL, item_id TEXT NOT NULL, seq INTEGER NOT NULL,
+            clock INTEGER NOT NULL, device TEXT NOT NULL, deleted INTEGER NOT NULL, code BLOB,
+            norm_code INTEGER, PRIMARY KEY(collection, item_id)) WITHOUT ROWID;
+        CREATE TABLE pushes(collection TEXT NOT NULL, push_id TEXT NOT NULL, result TEXT NOT NULL,
+            PRIMARY KEY(collection, push_id)) WITHOUT ROWID;""")
+    code = puts_for(COSINE, 1)[0].code
+    db.execute("INSERT INTO collections VALUES ('notes', ?, ?, ?, 0, 1)",
+               (COSINE.to_bytes(), COSINE.fingerprint, COSINE.code_bytes))
+    db.execute("INSERT INTO changes VALUES ('notes', 1, 'a', 1, 1, 'd', 'p', ?, NULL)", (code,))
+    db.execute("INSERT INTO items VALUES ('notes', 'a', 1, 1, 'd', 0, ?, NULL)", (code,))
+    db.commit()
+    db.close()
+    s = open_store(f"sqlite:///{path}")
+    info = s.info("notes")
+    assert (info.count, info.last_seq, len(info.salt)) == (1, 1, 16)
+    assert s.state("notes") == {"a": (code, None)}
+    r = s.apply("notes", "p2", [Put("b", 1, code, None, "d", 0, b"payload")], [])
+    assert r["first_seq"] == 2 and s.changes_since("notes", 1, 10)[0][0].payload == b"payload"
+    s.close()

@@ -44,6 +44,8 @@ class SQLiteStore(SyncStore):
                 have = {r[1] for r in db.all(f"PRAGMA table_info({table})")}
                 if column not in have:
                     db.q(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            # collections made before salts existed get one (clients derive keys from it)
+            db.q("UPDATE collections SET salt=randomblob(16) WHERE salt IS NULL")
 
     def _conn(self) -> _Db:
         db = getattr(self._local, "db", None)
