@@ -37,6 +37,9 @@ class SQLiteStore(SyncStore):
         self.max_staged_bytes = max_staged_bytes
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._local = threading.local()
+        # Writers of this process queue here (woken in turn by the OS) instead of polling
+        # SQLite's busy handler, which sleeps in steps and lets late arrivals overtake.
+        self._write_lock = threading.Lock()
         with self._write(None) as db:
             for stmt in _schema("BLOB", "REAL", " WITHOUT ROWID"):
                 db.q(stmt)
@@ -67,13 +70,14 @@ class SQLiteStore(SyncStore):
     @contextmanager
     def _write(self, name, staging: bool = False):
         db = self._conn()
-        db.q("BEGIN IMMEDIATE")  # the database-wide write lock: covers every collection
-        try:
-            yield db
-        except BaseException:
-            db.q("ROLLBACK")
-            raise
-        db.q("COMMIT")
+        with self._write_lock:
+            db.q("BEGIN IMMEDIATE")  # the database-wide write lock: covers every collection
+            try:
+                yield db
+            except BaseException:
+                db.q("ROLLBACK")
+                raise
+            db.q("COMMIT")
 
     @contextmanager
     def _read(self):
