@@ -7,14 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
-from clark_hash_web import ClarkHash, ClarkHashConfig
+from clark_hash_web import ClarkHashConfig
 from clark_hash_web.sync.client import SyncClient
 from clark_hash_web.sync.server import make_server
 from clark_hash_web.formats.sync_wire import Put

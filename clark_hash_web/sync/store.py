@@ -71,7 +71,7 @@ from typing import Iterable, List, Optional
 
 from ..codecs import registry
 from ..errors import ConfigError, ConfigMismatchError, SyncProtocolError
-from ..formats.sync_wire import Delete, Put, check_id
+from ..formats.sync_wire import MAX_PAYLOAD_BYTES, Delete, Put, check_id
 
 OP_PUT = 1
 OP_DELETE = 2
@@ -401,8 +401,6 @@ class SyncStore:
             return self._apply(db, name, push_id, list(puts), list(deletes))
 
     def _apply(self, db, name, push_id, puts, deletes) -> dict:
-        from ..formats.sync_wire import MAX_PAYLOAD_BYTES
-
         row = db.one("SELECT code_bytes, has_norm, last_seq FROM collections WHERE name=?", (name,))
         if row is None:
             raise UnknownCollectionError(f"no collection named {name!r}")
