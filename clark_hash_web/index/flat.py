@@ -46,7 +46,7 @@ class FlatIndex(Index):
             raise InvalidInputError(f"FlatIndex needs a ClarkHash codec, got {type(codec).__name__}")
         self.codec = codec
         self.config = codec.config
-        self._ids = IdMap()
+        self._ids = IdMap(numpy=codec.backend == "numpy")
         self._count = 0
         if codec.backend == "numpy":
             import numpy as np
@@ -88,7 +88,7 @@ class FlatIndex(Index):
         """Store already encoded codes (same config); returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         n = len(encoded)
-        new_ids = self._ids.check_new(ids, n)
+        new_ids = self._ids.prepare(ids, n)
         if self.codec.backend == "numpy":
             import numpy as np
 
@@ -102,7 +102,7 @@ class FlatIndex(Index):
             self._codes += encoded.codes_bytes()
             if self.config.metric == "dot":
                 self._norms.extend(int(c) for c in encoded.norm_codes)
-        self._ids.append(new_ids)
+        new_ids = self._ids.append(new_ids)
         self._count += n
         return new_ids
 
@@ -227,7 +227,7 @@ class FlatIndex(Index):
             bits = scores.view(np.uint32).astype(np.int64)
             key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
             order = np.lexsort((cand, -key))[:k]
-            return [self._ids[r] for r in cand[order].tolist()], scores[order]
+            return self._ids.ids_at(cand[order]), scores[order]
         scores = self.codec._impl.score(query.values, query.norm, self._codes, self._count,
                                         self._norms if self.config.metric == "dot" else None,
                                         rows=rows)
