@@ -73,7 +73,10 @@ class BinaryIndex(Index):
         self._numpy = codec.backend == "numpy"
         self._ids = IdMap(numpy=self._numpy)
         if self._numpy:
-            self._store = CodeColumns(self.config.code_bytes)
+            # Sign codes: uint64 words (Hamming and bit-plane scans); E8 root numbers:
+            # uint16 byte pairs (the pair lookup tables read them directly).
+            self._store = CodeColumns(self.config.code_bytes,
+                                      8 if codec.supports_hamming else 2)
         else:
             self._codes = bytearray()
 

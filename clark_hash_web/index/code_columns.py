@@ -1,7 +1,8 @@
 """Column-major code storage for scans: :class:`CodeColumns` (numpy only).
 
 A code of ``cb`` bytes is held as ``W = ceil(cb / 8)`` little-endian uint64
-words (zero padded). Word ``w`` of every row lives in one contiguous column
+words (zero padded), or, for codes that are only scored through byte-pair
+lookup tables (E8), as ``ceil(cb / 2)`` uint16 words (``word_bytes=2``). Word ``w`` of every row lives in one contiguous column
 ``cols[w, :]``, so a scan reads each column once, in order, with whole-array
 operations (XOR, AND, ``np.bitwise_count``). The byte layout inside a word is
 the code's own byte order: byte ``8 w + t`` of row ``i`` is byte ``t`` of
@@ -26,14 +27,20 @@ class CodeColumns:
     ----------
     code_bytes : int
         Bytes per code (1 or more).
+    word_bytes : {8, 2}
+        Width of a stored word.
     """
 
-    def __init__(self, code_bytes: int):
+    def __init__(self, code_bytes: int, word_bytes: int = 8):
         import numpy as np
 
+        if word_bytes not in (8, 2):
+            raise ValueError(f"word_bytes must be 8 or 2, got {word_bytes!r}")
         self.code_bytes = int(code_bytes)
-        self.words = (self.code_bytes + 7) // 8
-        self._cols = np.zeros((self.words, 0), dtype="<u8")
+        self.word_bytes = word_bytes
+        self.dtype = f"<u{word_bytes}"
+        self.words = (self.code_bytes + word_bytes - 1) // word_bytes
+        self._cols = np.zeros((self.words, 0), dtype=self.dtype)
         self._n = 0
 
     def __len__(self):
@@ -45,13 +52,15 @@ class CodeColumns:
         return self._cols.nbytes
 
     def columns(self):
-        """(W, N) uint64 view of the stored words (no copy)."""
+        """(W, N) view of the stored words (no copy)."""
         return self._cols[:, :self._n]
 
     def pair_columns(self) -> list:
         """P = ceil(cb / 2) strided uint16 views (N,): bytes ``2p | 2p+1 << 8`` of each row."""
-        u16 = self._cols.view("<u2")
         pairs = (self.code_bytes + 1) // 2
+        if self.word_bytes == 2:
+            return [self._cols[p, :self._n] for p in range(pairs)]
+        u16 = self._cols.view("<u2")
         return [u16[p // 4, p % 4::4][:self._n] for p in range(pairs)]
 
     def _reserve(self, count: int) -> None:
@@ -60,7 +69,7 @@ class CodeColumns:
         cap = self._cols.shape[1]
         if count <= cap:
             return
-        grown = np.zeros((self.words, max(count, 2 * cap, MIN_CAPACITY)), dtype="<u8")
+        grown = np.zeros((self.words, max(count, 2 * cap, MIN_CAPACITY)), dtype=self.dtype)
         grown[:, :self._n] = self._cols[:, :self._n]
         self._cols = grown
 
@@ -75,12 +84,13 @@ class CodeColumns:
         if not n:
             return
         self._reserve(self._n + n)
-        if self.code_bytes == 8 * self.words and codes.flags.c_contiguous:
-            words = codes.view("<u8")
+        width = self.word_bytes * self.words
+        if self.code_bytes == width and codes.flags.c_contiguous:
+            words = codes.view(self.dtype)
         else:
-            padded = np.zeros((n, 8 * self.words), dtype=np.uint8)
+            padded = np.zeros((n, width), dtype=np.uint8)
             padded[:, :self.code_bytes] = codes
-            words = padded.view("<u8")
+            words = padded.view(self.dtype)
         self._cols[:, self._n:self._n + n] = words.T
         self._n += n
 
@@ -93,7 +103,7 @@ class CodeColumns:
             cols = cols[:, np.asarray(rows, dtype=np.intp)]
         out = np.ascontiguousarray(cols.T).view(np.uint8)
         return np.ascontiguousarray(out[:, :self.code_bytes]) \
-            if self.code_bytes != 8 * self.words else out
+            if self.code_bytes != self.word_bytes * self.words else out
 
     def keep(self, rows) -> None:
         """Keep only these rows (ascending row numbers), renumbered from 0."""
