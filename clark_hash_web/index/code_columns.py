@@ -10,7 +10,7 @@ the code's own byte order: byte ``8 w + t`` of row ``i`` is byte ``t`` of
 (pair ``p`` of row ``i`` is ``cols.view("<u2")[p // 4, 4 * i + p % 4]``) without
 a second copy of the codes.
 
-Capacity grows geometrically (at least doubling), so a stream of appends
+Capacity grows geometrically (by half when full), so a stream of appends
 costs amortized O(1) per row and an append of N rows copies the N codes
 once (from rows into columns).
 """
@@ -69,7 +69,7 @@ class CodeColumns:
         cap = self._cols.shape[1]
         if count <= cap:
             return
-        grown = np.zeros((self.words, max(count, 2 * cap, MIN_CAPACITY)), dtype=self.dtype)
+        grown = np.zeros((self.words, max(count, cap * 3 // 2, MIN_CAPACITY)), dtype=self.dtype)
         grown[:, :self._n] = self._cols[:, :self._n]
         self._cols = grown
 

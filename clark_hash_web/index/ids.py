@@ -10,8 +10,9 @@ With ``numpy=True`` int ids (including the automatic ones) live in one
 growable int64 array: 8 bytes per id and no Python object per id. Lookups
 (``id in index``, ``remove``, duplicate checks) use binary search: directly
 on the array while the ids were appended in increasing order (always true for
-automatic ids), else through an int64 sort permutation kept up to date on
-append (8 more bytes per id, 16 in all). Int ids must fit in int64 (as in
+automatic ids), else through a sort permutation kept up to date on append
+(int32: 4 more bytes per id). The array grows by half its size when full, so
+ids cost at most 12 + 4 = 16 bytes each. Int ids must fit in int64 (as in
 sketch files). Str ids, and every id of the pure-Python backend, are a list
 plus a dict from id to row.
 """
@@ -138,16 +139,17 @@ class _IntIds:
         if m == 0:
             return
         if n + m > len(self.arr):
-            grown = np.empty(max(n + m, 2 * len(self.arr), 1024), dtype=np.int64)
+            grown = np.empty(max(n + m, len(self.arr) * 3 // 2, 1024), dtype=np.int64)
             grown[:n] = self.arr[:n]
             self.arr = grown
         increasing = self.perm is None and (n == 0 or values[0] > self.arr[n - 1]) and \
             bool((values[1:] > values[:-1]).all())
         if not increasing:
-            old = np.arange(n, dtype=np.int64) if self.perm is None else self.perm
+            kind = np.int32 if n + m < 2**31 else np.int64
+            old = np.arange(n, dtype=kind) if self.perm is None else self.perm.astype(kind)
             order = np.argsort(values, kind="stable")
             pos = np.searchsorted(self.arr[:n], values[order], sorter=old if n else None)
-            self.perm = np.insert(old, pos, order + n)
+            self.perm = np.insert(old, pos, (order + n).astype(kind))
         self.arr[n:n + m] = values
         self.n = n + m
 
@@ -158,7 +160,8 @@ class _IntIds:
         kept = self.view()[np.asarray(rows, dtype=np.intp)]
         out.arr = kept.copy()
         out.n = len(kept)
-        out.perm = None if self.perm is None else np.argsort(kept, kind="stable")
+        out.perm = None if self.perm is None else \
+            np.argsort(kept, kind="stable").astype(np.int32 if len(kept) < 2**31 else np.int64)
         return out
 
 
