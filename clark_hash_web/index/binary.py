@@ -14,7 +14,7 @@ from .code_columns import CodeColumns
 from .ids import IdMap
 
 
-FIRST_PLANES = 4
+FIRST_PLANES = 3
 REFINE_PLANES = 8
 REFINE_ABOVE = 4096
 
