@@ -194,3 +194,12 @@ def test_smallest_uses_insertion_order_for_ties():
     assert bit_scan.smallest(v, 5, 3).tolist() == [4, 1, 3, 6, 2]
     assert bit_scan.smallest(v, 20, 3).tolist() == [4, 1, 3, 6, 2, 7, 0, 5]
     assert bit_scan.smallest(v, 0, 3).tolist() == []
+
+
+def test_top_scores_uses_the_total_order_of_float32():
+    from clark_hash_web.index.binary import top_scores
+
+    s = np.array([-0.0, 0.0, -0.0, 1.0, -1.0, 0.0, np.float32(1e-45)], dtype=np.float32)
+    assert top_scores(s, 7).tolist() == total_order_ranking(s).tolist() == [3, 6, 1, 5, 0, 2, 4]
+    for k in range(8):
+        assert top_scores(s, k).tolist() == total_order_ranking(s)[:k].tolist()

@@ -221,6 +221,6 @@ def asymmetric_scores_numpy(pair_tables, columns, chunk: int = 1 << 16):
         acc, uu = out[s:e], u[:e - s]
         acc[:] = 0
         for p in range(pairs):
-            np.take(pair_tables[p], columns[p][s:e], out=uu)
+            np.take(pair_tables[p], columns[p][s:e], out=uu, mode="clip")  # all in range
             acc += uu
     return out

@@ -34,18 +34,24 @@ def _check_count(name, v) -> None:
 
 
 def top_scores(scores, k: int):
-    """Positions of the ``k`` largest float32 ``scores`` (IEEE total order), ties by position."""
+    """Positions of the ``k`` largest float32 ``scores`` (IEEE total order), ties by position.
+
+    The cut is found on the float values (``np.partition``); only the rows at or
+    above it get the total-order key (which also orders -0.0 below +0.0).
+    """
     import numpy as np
 
-    bits = scores.view(np.int32)
-    key = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits)
-    n = len(key)
+    n = len(scores)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
     if k < n:
-        kth = np.partition(key, n - k)[n - k]
-        pre = np.flatnonzero(key >= kth)
+        kth = np.partition(scores, n - k)[n - k]
+        pre = np.flatnonzero(scores >= kth)
     else:
         pre = np.arange(n)
-    return pre[np.argsort(-key[pre].astype(np.int64), kind="stable")][:k]
+    bits = scores[pre].view(np.int32)
+    key = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int64)
+    return pre[np.argsort(-key, kind="stable")][:k]
 
 
 class BinaryIndex(Index):
