@@ -1,4 +1,29 @@
-"""Flat in-memory index of binary codes: :class:`BinaryIndex`."""
+"""Flat in-memory index of binary codes: :class:`BinaryIndex`.
+
+Storage (numpy backend)
+-----------------------
+One copy of the codes, column-major (:class:`~.code_columns.CodeColumns`):
+sign codes (sign bits, hyperplane LSH, ITQ) as uint64 words, E8 codes as
+uint16 byte pairs. ``add_encoded`` copies the codes once into the columns
+(capacity grows by half when full: amortized appends); nothing is
+re-encoded and no other copy is cached. Int ids (and the automatic ones) are
+an int64 array (:mod:`.ids`). The pure-Python backend keeps a ``bytearray``.
+
+Search
+------
+* ``search_hamming(q, k)``: ``(ids, distances)`` with integer Hamming
+  distances, nearest first, ties by insertion order. XOR + ``np.bitwise_count``
+  over the word columns, the k-th distance from a histogram
+  (:mod:`.bit_scan`).
+* ``search(q, k, scoring="hamming")``: the same ranking, float32 scores
+  ``(m - 2 h) / m``.
+* ``search(q, k)`` (asymmetric, float query): exactly the ranking and score
+  bits of a brute-force ``codec.score`` scan. For sign codes a proven
+  prefilter (:class:`.bit_scan.PlaneBound`: the query magnitudes in a few
+  bit planes, AND + popcount) first drops every row that cannot reach the
+  top k; only the rest are scored exactly. E8 codes are scored in full with
+  16-bit pair lookup tables.
+"""
 
 from __future__ import annotations
 
