@@ -203,3 +203,19 @@ def test_top_scores_uses_the_total_order_of_float32():
     assert top_scores(s, 7).tolist() == total_order_ranking(s).tolist() == [3, 6, 1, 5, 0, 2, 4]
     for k in range(8):
         assert top_scores(s, k).tolist() == total_order_ranking(s)[:k].tolist()
+
+
+def test_search_hamming_is_the_same_on_both_backends():
+    x = clustered(400, 32, seed=12)
+    x = np.concatenate([x, x[:50]])
+    out = []
+    for backend in ("numpy", "python"):
+        codec = make_codec("lsh", 32, 48, backend)
+        index = BinaryIndex(codec)
+        index.add(x if backend == "numpy" else x.tolist(), ids=[f"r{i}" for i in range(450)])
+        out.append([index.search_hamming(x[i] if backend == "numpy" else x[i].tolist(), 30,
+                                         max_hamming=m) for i, m in ((0, None), (3, 6))])
+    for (ia, da), (ib, db) in zip(*out):
+        assert ia == ib and list(map(int, da)) == list(db) and isinstance(db, list)
+    with pytest.raises(Exception, match="Hamming"):
+        BinaryIndex(E8Codes(E8Config(16), "numpy")).search_hamming(np.ones(16), 3)
