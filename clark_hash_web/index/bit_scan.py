@@ -147,29 +147,38 @@ class PlaneBound:
             for b in range(bits)])
 
     def sums(self, cols, rows=None):
-        """The integer ``I`` (int32) of every row (or of ``rows``), see the class docstring."""
+        """The integer ``I`` (int32) of every row (or of ``rows``), see the class docstring.
+
+        Per chunk of rows: one XOR with the query words, one AND with all
+        planes at once (``(B, W, rows)``), one popcount, one sum over the
+        words, then the planes weighted by ``2**b``.
+        """
         import numpy as np
 
         if rows is not None:
             cols = cols[:, np.asarray(rows, dtype=np.intp)]
         w, n = cols.shape
-        out = np.zeros(n, dtype=np.int32)
-        x = np.empty((w, min(n, CHUNK)), dtype="<u8")
-        y = np.empty((w, min(n, CHUNK)), dtype="<u8")
-        c = np.empty((w, min(n, CHUNK)), dtype=np.uint8)
-        part = np.empty(min(n, CHUNK), dtype=np.int32)
-        q = self.qwords[:, None]
+        bits = self.bits
+        out = np.empty(n, dtype=np.int32)
+        ch = min(n, CHUNK)
+        per_plane = np.uint16 if 64 * w << (bits - 1) <= 0xFFFF else np.int32
+        x = np.empty((w, ch), dtype="<u8")
+        y = np.empty((bits, w, ch), dtype="<u8")
+        c = np.empty((bits, w, ch), dtype=np.uint8)
+        part = np.empty((bits, ch), dtype=per_plane)
+        q, planes = self.qwords[:, None], self.planes[:, :, None]
         for s in range(0, n, CHUNK):
             e = min(n, s + CHUNK)
-            xx, yy, cc, pp, acc = x[:, :e - s], y[:, :e - s], c[:, :e - s], part[:e - s], out[s:e]
+            xx, yy, cc, pp, acc = x[:, :e - s], y[:, :, :e - s], c[:, :, :e - s], \
+                part[:, :e - s], out[s:e]
             np.bitwise_xor(cols[:, s:e], q, out=xx)
-            for b in range(self.bits):
-                np.bitwise_and(xx, self.planes[b][:, None], out=yy)
-                _popcount_into(yy, cc)
-                np.sum(cc, axis=0, dtype=np.int32, out=pp)
-                if b:
-                    np.left_shift(pp, b, out=pp)
-                np.add(acc, pp, out=acc)
+            np.bitwise_and(xx[None], planes, out=yy)
+            _popcount_into(yy, cc)
+            np.sum(cc, axis=1, dtype=per_plane, out=pp)
+            acc[:] = pp[0]
+            for b in range(1, bits):
+                np.left_shift(pp[b], b, out=pp[b])
+                acc += pp[b]
         return out
 
     def survivors(self, cols, k: int, rows=None):
