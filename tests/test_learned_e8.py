@@ -196,3 +196,17 @@ def test_bad_vectors_and_foreign_batches_are_refused(trained, data):
     enc = LearnedE8(other, "numpy").encode(data[:5])
     with pytest.raises(ConfigMismatchError):
         LearnedE8(trained, "numpy").score(data[0], enc)
+
+
+def test_columnwise_e8_equals_the_e8_codec_including_ties_and_tiny_values():
+    from clark_hash_web.codecs.learned_e8 import e8_codes_numpy
+
+    ref = E8Codes(E8Config(64), "numpy")
+    rng = np.random.default_rng(11)
+    for trial in range(12):
+        x = rng.standard_normal((300, 64)).astype(np.float32)
+        if trial % 2:
+            x = np.round(x * 2).astype(np.float32)  # exact ties, zeros, -0.0
+        if trial % 3 == 0:
+            x *= np.float32(1e-30)
+        assert (e8_codes_numpy(x) == ref._encode_numpy(x)).all(), trial

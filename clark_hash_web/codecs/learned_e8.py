@@ -82,7 +82,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from .binary import BinaryConfigMixin, check_int
-from .e8 import E8Codes, _encode_block_python, check_codes
+from .e8 import _PAIR_INDEX, E8Codes, _encode_block_python, check_codes
 from .registry import CodecKind, register
 from ..errors import ConfigError, InvalidInputError
 
@@ -351,8 +351,8 @@ class LearnedE8(E8Codes):
         import numpy as np
 
         if len(rows) <= chunk:
-            return super()._encode_numpy(rows)
-        return np.concatenate([super(LearnedE8, self)._encode_numpy(rows[i:i + chunk])
+            return e8_codes_numpy(self._padded_numpy(rows))
+        return np.concatenate([e8_codes_numpy(self._padded_numpy(rows[i:i + chunk]))
                                for i in range(0, len(rows), chunk)])
 
     def decode_sketch(self, encoded):
@@ -363,33 +363,55 @@ class LearnedE8(E8Codes):
 # ---------------------------------------------------------------------------
 # training (numpy, float64)
 # ---------------------------------------------------------------------------
-def nearest_roots(y):
-    """Nearest E8 root of every 8-block of ``y`` (any float dtype): (N, D/8) byte values.
+_PAIR_CODE = None
+_PARITY = None
 
-    Same decision rule as the E8 codec (used in training, float64).
+
+def e8_codes_numpy(y):
+    """E8 codes of (N, D) rows (D a multiple of 8): (N, D / 8) uint8.
+
+    The decision rule of :mod:`clark_hash_web.codecs.e8` computed column-wise
+    (equal bytes for float32 input; float64 input is used in training).
     """
     import numpy as np
 
-    codec = _plain_e8(y.shape[1])
-    x = y.reshape(-1, 8)
-    a = np.abs(x)
-    neg = x < 0
-    r = np.arange(len(x))
-    i = np.argmax(a, axis=1)
-    a2 = a.copy()
-    a2[r, i] = -1.0
-    j = np.argmax(a2, axis=1)
-    s1 = a[r, i] + a[r, j]
-    odd = (neg.sum(axis=1) % 2) == 1
-    m = np.argmin(a, axis=1)
-    flip = np.zeros_like(neg)
-    flip[r, m] = odd
-    s2 = 0.5 * np.where(flip, -a, a).sum(axis=1)
-    signs = neg ^ flip
-    half = (signs[:, :7].astype(np.int64) << np.arange(7)).sum(axis=1)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    integer = codec._pair_code[lo, hi] + 2 * neg[r, lo] + neg[r, hi]
-    return np.where(s1 > s2, integer, half).reshape(len(y), -1)
+    global _PAIR_CODE, _PARITY
+    if _PAIR_CODE is None:
+        pc = np.zeros(64, np.uint8)
+        for (i, j), p in _PAIR_INDEX.items():
+            pc[i * 8 + j] = 128 + 4 * p
+        _PAIR_CODE = pc
+        _PARITY = np.array([bin(v).count("1") & 1 for v in range(256)], np.uint8)
+    n, D = y.shape
+    blocks = y.reshape(-1, 8)
+    a = np.abs(blocks).T.copy()  # (8, M): one row per coordinate
+    M = a.shape[1]
+    sb = np.packbits(blocks < 0, axis=1, bitorder="little")[:, 0]  # sign bits
+    r = np.arange(M)
+    i = np.argmax(a, axis=0)  # first largest
+    m1 = a[i, r]
+    a[i, r] = -1.0
+    j = np.argmax(a, axis=0)  # first largest among the others
+    s1 = m1 + a[j, r]
+    a[i, r] = m1
+    m = np.argmin(a, axis=0)  # first smallest
+    odd = _PARITY[sb]
+    oi = np.flatnonzero(odd)
+    a[m[oi], oi] = -a[m[oi], oi]
+    t = a[0] + a[1]
+    for k in range(2, 8):
+        t += a[k]
+    s2 = t * t.dtype.type(0.5)
+    half = (sb ^ (odd << m.astype(np.uint8))) & np.uint8(127)
+    lo, hi = np.minimum(i, j).astype(np.uint8), np.maximum(i, j).astype(np.uint8)
+    integer = (_PAIR_CODE[lo * np.uint8(8) + hi] + np.uint8(2) * ((sb >> lo) & np.uint8(1))
+               + ((sb >> hi) & np.uint8(1)))
+    return np.where(s1 > s2, integer, half).reshape(n, D // 8)
+
+
+def nearest_roots(y):
+    """Nearest E8 root of every 8-block of ``y``: (N, D/8) byte values (training helper)."""
+    return e8_codes_numpy(y)
 
 
 _PLAIN = {}
@@ -527,17 +549,17 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     G = D // group
     z = np.zeros((len(xc), D))
     z[:, slots >= 0] = xc[:, slots[slots >= 0]]
-    zb = z.reshape(len(z), G, group)
+    zt = np.ascontiguousarray(z.reshape(len(z), G, group).transpose(1, 0, 2))  # (G, n, g)
     rot = np.stack([np.linalg.qr(rng.standard_normal((group, group)))[0] for _ in range(G)])
     roots = _roots64()
     for it in range(iterations):
-        y = np.einsum("ngk,gkj->ngj", zb, rot).reshape(len(z), D)
-        c = roots[nearest_roots(y)].reshape(len(z), G, group)
-        m = np.einsum("ngk,ngj->gkj", zb, c)
+        y = np.ascontiguousarray((zt @ rot).transpose(1, 0, 2)).reshape(len(z), D)
+        c = roots[nearest_roots(y)].reshape(len(z), G, group).transpose(1, 0, 2)
+        m = zt.transpose(0, 2, 1) @ c
         u, _, vt = np.linalg.svd(m)
         rot = u @ vt
         if log:
-            log(f"iteration {it + 1}: fit {np.einsum('ngj,ngj->', np.einsum('ngk,gkj->ngj', zb, rot), c) / len(z):.4f}")
+            log(f"iteration {it + 1}: fit {np.einsum('gnj,gnj->', zt @ rot, c) / len(z):.4f}")
     rot32 = rot.astype(np.float32)
     nb = D // 8
     w = np.ones(nb)
@@ -545,7 +567,8 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
         nq = min(queries, len(x) // 4)
         qi = rng.choice(len(x), nq, replace=False)
         keep = np.setdiff1d(np.arange(len(x)), qi)
-        y = np.einsum("ngk,gkj->ngj", zb[keep], rot32.astype(np.float64)).reshape(len(keep), D)
+        y = np.ascontiguousarray((zt[:, keep] @ rot32.astype(np.float64)).transpose(1, 0, 2)) \
+            .reshape(len(keep), D)
         codes = nearest_roots(y)
         dec = roots[codes]  # (n, nb, 8)
         cos = x[qi] @ x[keep].T
