@@ -475,6 +475,7 @@ def _fit_weights(yq_blocks, codes_blocks, target, n_groups_of_pairs):
 
 def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 20,
                      assign: str = "balanced", center: bool = True, weights: bool = True,
+                     init: str = "random",
                      max_rows: int = 30_000, queries: int = 500, neighbours: int = 50,
                      log=None) -> LearnedE8Config:
     """Train a learned-E8 head on a sample of your embeddings (numpy required).
@@ -495,6 +496,9 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
         Alternations of E8 assignment and Procrustes.
     assign : {"balanced", "identity"}
         Dimension-to-group assignment (see module docstring).
+    init : {"random", "identity"}
+        Starting blocks: seeded random orthogonal, or the identity (with
+        ``iterations=0`` and ``assign="identity"``: E8 after centering only).
     center : bool, default True
         Subtract the training mean before rotating.
     weights : bool, default True
@@ -529,7 +533,10 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     if not isinstance(group, int) or group < 8 or group % 8 or D % group:
         raise InvalidInputError(f"group must be a multiple of 8 dividing {D}, got {group!r}")
     check_int("iterations", iterations, 0, 10_000)
+    if init not in ("random", "identity"):
+        raise InvalidInputError(f"init must be 'random' or 'identity', got {init!r}")
     options = {"group": group, "iterations": iterations, "assign": assign, "center": bool(center),
+               "init": init,
                "weights": bool(weights), "max_rows": max_rows, "queries": queries,
                "neighbours": neighbours, "seed": seed}
     h = hashlib.sha256(b"clark-hash-web/learned-e8 training\x00")
@@ -550,10 +557,14 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     z = np.zeros((len(xc), D))
     z[:, slots >= 0] = xc[:, slots[slots >= 0]]
     zt = np.ascontiguousarray(z.reshape(len(z), G, group).transpose(1, 0, 2))  # (G, n, g)
-    rot = np.stack([np.linalg.qr(rng.standard_normal((group, group)))[0] for _ in range(G)])
+    if init == "random":
+        rot = np.stack([np.linalg.qr(rng.standard_normal((group, group)))[0] for _ in range(G)])
+    else:
+        rot = np.stack([np.eye(group)] * G)
     roots = _roots64()
+    zt32 = zt.astype(np.float32)  # the assignment step runs in float32 (speed)
     for it in range(iterations):
-        y = np.ascontiguousarray((zt @ rot).transpose(1, 0, 2)).reshape(len(z), D)
+        y = np.ascontiguousarray((zt32 @ rot.astype(np.float32)).transpose(1, 0, 2)).reshape(len(z), D)
         c = roots[nearest_roots(y)].reshape(len(z), G, group).transpose(1, 0, 2)
         m = zt.transpose(0, 2, 1) @ c
         u, _, vt = np.linalg.svd(m)
@@ -567,10 +578,8 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
         nq = min(queries, len(x) // 4)
         qi = rng.choice(len(x), nq, replace=False)
         keep = np.setdiff1d(np.arange(len(x)), qi)
-        y = np.ascontiguousarray((zt[:, keep] @ rot32.astype(np.float64)).transpose(1, 0, 2)) \
-            .reshape(len(keep), D)
-        codes = nearest_roots(y)
-        dec = roots[codes]  # (n, nb, 8)
+        y = np.ascontiguousarray((zt32[:, keep] @ rot32).transpose(1, 0, 2)).reshape(len(keep), D)
+        codes = nearest_roots(y)  # (n, nb)
         cos = x[qi] @ x[keep].T
         k = min(neighbours, len(keep) - 1)
         top = np.argpartition(-cos, k, axis=1)[:, :k]
@@ -579,7 +588,10 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
         qz = np.zeros((nq, D))
         qz[:, slots >= 0] = (x[qi] - mu32)[:, slots[slots >= 0]]
         qy = np.einsum("ngk,gkj->ngj", qz.reshape(nq, G, group), rot32).reshape(nq, nb, 8)
-        feats = np.einsum("qbk,qpbk->qpb", qy, dec[pick]).reshape(-1, nb)
+        tables = qy @ roots.T  # (nq, nb, 256): score of each root per block
+        picked = codes[pick]  # (nq, p, nb)
+        feats = np.take_along_axis(tables[:, None, :, :], picked[..., None].astype(np.intp),
+                                   axis=3)[..., 0].reshape(-1, nb)
         target = np.take_along_axis(cos, pick, axis=1).ravel()
         w = _fit_weights(feats, None, target, nq)
         if not np.isfinite(w).all() or (w <= 0).any():
