@@ -210,3 +210,22 @@ def test_columnwise_e8_equals_the_e8_codec_including_ties_and_tiny_values():
         if trial % 3 == 0:
             x *= np.float32(1e-30)
         assert (e8_codes_numpy(x) == ref._encode_numpy(x)).all(), trial
+
+
+def test_cli_train_writes_a_config_file_that_encode_uses(tmp_path, monkeypatch, capsys, data):
+    from clark_hash_web.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    np.save("base.npy", data[:600])
+    status = main(["train", "--codec", "learned-e8", "base.npy", "le8.chs",
+                   "--options", "group=8,iterations=3,center=false", "--seed", "4"])
+    out = capsys.readouterr().out
+    assert status == 0 and "trained learned E8 on 600 x 64" in out
+    cfg = sketch_file.load("le8.chs").config
+    assert cfg == train_learned_e8(data[:600], seed=4, group=8, iterations=3, center=False)
+    assert main(["encode", "base.npy", "s.chs", "--config", "le8.chs"]) == 0
+    assert sketch_file.load("s.chs").codes == LearnedE8(cfg).encode(data[:600]).codes_bytes()
+    capsys.readouterr()
+    assert main(["train", "--codec", "learned-e8", "base.npy", "x.chs",
+                 "--options", "center=maybe"]) == 2
+    assert "center must be true or false, got 'maybe'" in capsys.readouterr().err

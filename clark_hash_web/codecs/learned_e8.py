@@ -533,6 +533,7 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     if not isinstance(group, int) or group < 8 or group % 8 or D % group:
         raise InvalidInputError(f"group must be a multiple of 8 dividing {D}, got {group!r}")
     check_int("iterations", iterations, 0, 10_000)
+    center, weights = _flag("center", center), _flag("weights", weights)
     if init not in ("random", "identity"):
         raise InvalidInputError(f"init must be 'random' or 'identity', got {init!r}")
     options = {"group": group, "iterations": iterations, "assign": assign, "center": bool(center),
@@ -600,6 +601,17 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     return LearnedE8Config(d, group, tfp, mu32.astype("<f4").tobytes(), perm.tobytes(),
                            np.ascontiguousarray(rot32.astype("<f4")).tobytes(),
                            w.astype("<f4").tobytes())
+
+
+def _flag(name, value) -> bool:
+    """A boolean option (also the words true/false/yes/no/1/0 from the CLI)."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    key = str(value).strip().lower()
+    if key not in words:
+        raise InvalidInputError(f"{name} must be true or false, got {value!r}")
+    return words[key]
 
 
 def _trainer(sample, seed=0, **options):
