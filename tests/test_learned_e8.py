@@ -86,7 +86,7 @@ def test_numpy_and_python_backends_write_same_bytes_and_score_bits(d, group):
 
 def test_chunked_numpy_encode_equals_one_row_at_a_time(trained, data):
     codec = LearnedE8(trained, "numpy")
-    rows = np.concatenate([data] * 2)  # > one 2048-row chunk
+    rows = np.concatenate([data] * 2)  # > one 1024-row chunk
     whole = codec.encode(rows).codes_bytes()
     one = b"".join(codec.encode(r).codes_bytes() for r in rows[:40])
     assert whole[:len(one)] == one and len(whole) == len(rows) * 8
@@ -209,6 +209,9 @@ def test_columnwise_e8_equals_the_e8_codec_including_ties_and_tiny_values():
             x = np.round(x * 2).astype(np.float32)  # exact ties, zeros, -0.0
         if trial % 3 == 0:
             x *= np.float32(1e-30)
+        if trial % 4 == 0:
+            x[:, :8] = 0.0  # an all-zero block: every |y_k| ties
+            x[::2, 8:16] = np.float32(-0.5)
         assert (e8_codes_numpy(x) == ref._encode_numpy(x)).all(), trial
 
 

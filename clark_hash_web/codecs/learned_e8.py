@@ -347,7 +347,7 @@ class LearnedE8(E8Codes):
         y = self._rotated_python(row)
         return bytes(_encode_block_python(y[8 * b:8 * b + 8]) for b in range(self.config.n_blocks))
 
-    def _encode_numpy(self, rows, chunk: int = 2048):
+    def _encode_numpy(self, rows, chunk: int = 1024):
         import numpy as np
 
         if len(rows) <= chunk:
@@ -384,26 +384,34 @@ def e8_codes_numpy(y):
         _PARITY = np.array([bin(v).count("1") & 1 for v in range(256)], np.uint8)
     n, D = y.shape
     blocks = y.reshape(-1, 8)
-    a = np.abs(blocks).T.copy()  # (8, M): one row per coordinate
+    a = np.abs(blocks).T.copy()  # (8, M): one row per coordinate, elementwise below
     M = a.shape[1]
     sb = np.packbits(blocks < 0, axis=1, bitorder="little")[:, 0]  # sign bits
-    r = np.arange(M)
-    i = np.argmax(a, axis=0)  # first largest
-    m1 = a[i, r]
-    a[i, r] = -1.0
-    j = np.argmax(a, axis=0)  # first largest among the others
-    s1 = m1 + a[j, r]
-    a[i, r] = m1
-    m = np.argmin(a, axis=0)  # first smallest
+    m1 = a.max(axis=0)
+    mn = a.min(axis=0)
+    i = np.full(M, 7, np.uint8)  # first index of the largest |y_k|
+    m = np.full(M, 7, np.uint8)  # first index of the smallest
+    for k in range(6, -1, -1):
+        np.copyto(i, np.uint8(k), where=a[k] == m1)
+        np.copyto(m, np.uint8(k), where=a[k] == mn)
+    b = a.copy()
+    for k in range(8):
+        np.copyto(b[k], a.dtype.type(-1), where=i == k)
+    m2 = b.max(axis=0)
+    j = np.full(M, 7, np.uint8)  # first index of the largest among the others
+    for k in range(6, -1, -1):
+        np.copyto(j, np.uint8(k), where=b[k] == m2)
+    s1 = m1 + m2
     odd = _PARITY[sb]
-    oi = np.flatnonzero(odd)
-    a[m[oi], oi] = -a[m[oi], oi]
-    t = a[0] + a[1]
+    oddb = odd.astype(bool)
+    for k in range(8):
+        np.negative(a[k], out=a[k], where=oddb & (m == k))
+    t = a[0] + a[1]  # sequential sum, k = 0..7
     for k in range(2, 8):
         t += a[k]
     s2 = t * t.dtype.type(0.5)
-    half = (sb ^ (odd << m.astype(np.uint8))) & np.uint8(127)
-    lo, hi = np.minimum(i, j).astype(np.uint8), np.maximum(i, j).astype(np.uint8)
+    half = (sb ^ (odd << m)) & np.uint8(127)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
     integer = (_PAIR_CODE[lo * np.uint8(8) + hi] + np.uint8(2) * ((sb >> lo) & np.uint8(1))
                + ((sb >> hi) & np.uint8(1)))
     return np.where(s1 > s2, integer, half).reshape(n, D // 8)
