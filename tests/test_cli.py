@@ -286,7 +286,7 @@ def test_pure_npy_reader_refusals(tmp_path):
     (["encode", "x.npy", "o.chs", "--codec", "e8:64"], "takes 64-dimensional vectors, the input has 32"),
     (["encode", "x.npy", "o.chs", "--codec", "pq"], "unknown codec 'pq'"),
     (["encode", "x.npy", "o.chs", "--codec", "itq"], "ITQ is trained"),
-    (["train", "x.npy", "o.chs", "--codec", "e8"], "e8 is not trained (trained codecs: itq)"),
+    (["train", "x.npy", "o.chs", "--codec", "e8"], "e8 is not trained (trained codecs: itq, learned-e8)"),
     (["train", "x.npy", "o.chs", "--options", "n_bits"], "'n_bits' is not KEY=VALUE"),
     (["train", "x.npy", "o.chs", "--options", "colour=red"], "--options for itq:"),
     (["encode", "x.npy", "o.chs", "--bits", 9], "bits must be in 1..8"),
