@@ -603,8 +603,7 @@ class BrowserStore:
         bad = [r for r in cand if not 0 <= r < n]
         if bad:
             raise InvalidInputError(f"row numbers {bad[:5]} outside 0..{n - 1}")
-        id_map = self.index._ids   # the index's IdMap (row -> id), without copying every id
-        return [id_map[r] for r in cand]
+        return list(self.index._ids.ids_at(list(cand)))   # the index's IdMap, without copying every id
 
     # -- two-stage rescoring (int8 rows, rescored in JS) -------------------------------
     def rescore_query(self, query) -> bytes:
