@@ -31,8 +31,29 @@ import { ClarkHashSync, syncStatusText } from "./static/sync.js";
 import { newRandomKeyText } from "./static/sync-crypto.js";
 import { DEFAULT_NOTES } from "./default-notes.js";
 
-const STORE_NAME = "demo-notes";
-const CONFIG = { inputDim: 384 }; // defaults: 96 coordinates x 4 bits = 48-byte sketches, cosine
+const PROFILE_KEY = "clark-hash-demo:profile"; // localStorage: a key of PROFILES
+/**
+ * The codec profiles the page offers (demo/README.md: which to use when).
+ * "e8" is the default: E8 lattice codes (48 B) plus an int8 row per note
+ * (388 B), the top 100 by code re-ranked exactly from the int8 rows.
+ * "clark-hash" is the crate-compatible profile the demo used before; its
+ * store keeps the old name, so a store made then opens unchanged.
+ */
+const PROFILES = {
+  e8: {
+    store: "demo-notes-e8",
+    open: { codec: "e8:384", vectors: "int8" },
+    rescore: 100,
+    title: "E8 lattice 48 B + int8 rescoring of the top 100 (recommended)",
+  },
+  "clark-hash": {
+    store: "demo-notes",
+    open: { config: { inputDim: 384 } }, // 96 coordinates x 4 bits = 48-byte sketches, cosine
+    rescore: 0,
+    title: "Clark Hash 96×4 bits, 48 B (Rust crate compatible)",
+  },
+};
+const DEFAULT_PROFILE = "e8";
 const TOP_K = 10;
 const SEARCH_DELAY_MS = 120;
 const TOKEN_KEY = "clark-hash-demo:sync-token"; // localStorage
@@ -48,6 +69,8 @@ const state = {
   notes: new Map(), // id -> note record
   sketchIds: new Map(), // String(id) -> id as stored (notes use strings; an imported file may use ints)
   store: null,
+  profile: null, // {name, ...PROFILES[name]}
+  vectorBytes: 0, // int8 row bytes per note (two-stage profiles)
   sync: null, // ClarkHashSync; always open (it queues edits even without a token)
   embedder: null,
   codeBytes: 48,
@@ -94,7 +117,7 @@ function renderNote(id, score, label) {
   }
   li.querySelector(".score").textContent = label ?? (score === undefined ? "" : `score ${score.toFixed(3)}`);
   li.querySelector(".cost").textContent = state.sketchIds.has(id)
-    ? `${state.codeBytes} B sketch · ${fmt(state.denseBytes)} B as float32`
+    ? `${state.codeBytes} B sketch${state.vectorBytes ? ` + ${state.vectorBytes} B int8` : ""} · ${fmt(state.denseBytes)} B as float32`
     : "no sketch yet";
   li.querySelector(".edit")?.addEventListener("click", () => startEdit(li, id));
   li.querySelector(".delete").addEventListener("click", () => removeNote(id));
@@ -130,7 +153,12 @@ async function renderTotals() {
   if (state.store) {
     try {
       const s = await state.store.stats();
-      if (s.recordBytesPerSketch) text += ` IndexedDB payload: ${s.recordBytesPerSketch.toFixed(1)} B per sketch.`;
+      if (s.recordBytesPerSketch) text += ` IndexedDB payload: ${s.recordBytesPerSketch.toFixed(1)} B per sketch`;
+      if (s.vectorRecordBytes && s.count) {
+        text += ` + ${(s.vectorRecordBytes / s.count).toFixed(0)} B of int8 vector for rescoring = ` +
+          `${s.recordBytesPerNote.toFixed(1)} B per note`;
+      }
+      if (s.recordBytesPerSketch) text += ".";
     } catch (e) { /* stats are informative only */ }
   }
   $("totals").textContent = text;
@@ -193,12 +221,14 @@ async function runSearch() {
         `(${(performance.now() - t0).toFixed(1)} ms)` +
         (state.modelFailed ? "." : "; search by meaning starts when the model is ready.");
     } else {
-      const r = await state.store.search(query, TOP_K);
+      const rescore = state.profile.rescore;
+      const r = await state.store.search(query, TOP_K, { rescore });
       if (seq !== state.searchSeq) return; // a newer keystroke won
       state.lastResults = { query, mode: "meaning", ...r };
       const t = r.timings;
       $("search-info").textContent = `${r.ids.length} results from ${fmt(state.sketchIds.size)} sketches in ` +
-        `${t.totalMs.toFixed(0)} ms (embedding ${t.embedMs.toFixed(0)} ms, sketch + scan ${(t.sketchMs + t.searchMs).toFixed(1)} ms)`;
+        `${t.totalMs.toFixed(0)} ms (embedding ${t.embedMs.toFixed(0)} ms, sketch + scan ${(t.sketchMs + t.searchMs).toFixed(1)} ms` +
+        (rescore ? `; top ${Math.min(rescore, state.sketchIds.size)} re-ranked from int8 vectors)` : ")");
     }
     document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
     render();
@@ -364,7 +394,7 @@ async function applyRemoteTexts(texts) {
 async function openSync(token, passphrase = localStorage.getItem(PASS_KEY) ?? "") {
   state.sync?.close();
   const notes = { text: async (id) => state.notes.get(id)?.text ?? null, apply: applyRemoteTexts };
-  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME,
+  const sync = await ClarkHashSync.open({ store: state.store, token, collection: state.profile.store,
                                           autoSync: Boolean(token), passphrase, notes });
   sync.addEventListener("state", (e) => { if (state.sync === sync) showSyncState(e.detail); }); // not a closed one
   sync.addEventListener("change", (e) => onRemoteChange(e.detail));
@@ -438,6 +468,102 @@ async function reconcile() {
   }
 }
 
+// ---------------------------------------------------------------- codec profiles
+/**
+ * The saved profile; else "clark-hash" when a store made before E8 became the
+ * default is there (it keeps working as it is; the menu offers the switch);
+ * else the default.
+ */
+async function chooseProfile() {
+  const saved = localStorage.getItem(PROFILE_KEY);
+  if (Object.hasOwn(PROFILES, saved)) return saved;
+  try {
+    const names = new Set((await indexedDB.databases()).map((d) => d.name));
+    if (names.has(`clark-hash:${PROFILES["clark-hash"].store}`) && !names.has(`clark-hash:${PROFILES.e8.store}`)) {
+      return "clark-hash";
+    }
+  } catch (e) { /* no indexedDB.databases(): the default */ }
+  return DEFAULT_PROFILE;
+}
+
+function openProfileStore(name) {
+  const p = PROFILES[name];
+  return ClarkHashStore.open({ name: p.store, ...p.open, embedder: state.embedText });
+}
+
+/** The profile menu and its line on the page. */
+function showProfile() {
+  $("profile").value = state.profile.name;
+  $("profile-info").textContent = state.profile.title;
+}
+
+/** Sizes shown per note (code, int8 row, dense) from the open store. */
+async function useStoreSizes() {
+  const stats = await state.store.stats();
+  state.codeBytes = stats.storageBytesPerVector ?? stats.codeBytes;
+  state.vectorBytes = stats.vectorBytesPerNote ?? 0;
+  state.denseBytes = stats.denseBytesPerVector;
+}
+
+/**
+ * Switch the codec profile: re-encode every note from its text into the other
+ * profile's store (emptied first), with progress, then use it. The previous
+ * store is left as it is, so nothing is lost: switching back re-encodes the
+ * texts again, and sketch-only entries (no text here) stay in the store they
+ * came into. A failure leaves the page on the old profile.
+ */
+function switchProfile(name) {
+  if (!Object.hasOwn(PROFILES, name) || name === state.profile.name) return;
+  const menu = $("profile");
+  const bar = $("profile-progress");
+  menu.disabled = true;
+  return serialized(async () => {
+    const old = { store: state.store, profile: state.profile };
+    let target = null;
+    try {
+      target = await openProfileStore(name);
+      const stale = await target.ids();
+      if (stale.length) await target.delete(stale);
+      const notes = [...state.notes.values()];
+      const orphans = [...state.sketchIds.keys()].filter((id) => !state.notes.has(id)).length;
+      bar.max = notes.length;
+      bar.value = 0;
+      bar.hidden = false;
+      const batch = 8;
+      for (let i = 0; i < notes.length; i += batch) {
+        const part = notes.slice(i, i + batch);
+        say(`Re-encoding notes for ${PROFILES[name].title}: ${fmt(i)} of ${fmt(notes.length)}…`);
+        await target.addMany(part.map((n) => n.text), { ids: part.map((n) => n.id) });
+        bar.value = Math.min(notes.length, i + batch);
+      }
+      localStorage.setItem(PROFILE_KEY, name);
+      state.store = target;
+      state.profile = { name, ...PROFILES[name] };
+      state.sketchIds = new Map((await target.ids()).map((id) => [String(id), id]));
+      for (const n of notes) n.sketched = true;
+      await state.notesDb.put(notes);
+      await useStoreSizes();
+      showProfile();
+      state.showBackend?.();
+      state.store.runtime.addEventListener("backend", state.showBackend);
+      await openSync(localStorage.getItem(TOKEN_KEY) ?? "");
+      await old.store.close();
+      say(`Switched to ${state.profile.title}: ${fmt(notes.length)} notes re-encoded from their text.` +
+        (orphans ? ` ${fmt(orphans)} sketch-only entries (no text here) stay in the previous profile's store.` : ""));
+    } catch (e) {
+      if (target && target !== old.store) await target.close().catch(() => {});
+      state.store = old.store;
+      state.profile = old.profile;
+      showProfile();
+      say(`Could not switch profile, still on ${old.profile.title}: ${e.message}`, "error");
+    } finally {
+      bar.hidden = true;
+      menu.disabled = false;
+    }
+    await refreshResults();
+  });
+}
+
 /** performance.now() of a start-up step, kept in state.timings (benchmarks/browser_bench.py reads it). */
 function mark(step) {
   state.timings[step] = performance.now();
@@ -449,10 +575,11 @@ async function main() {
   // with reading the note texts below.
   const modelStatus = $("model-status");
   const embedderReady = Embedder.load({ onStatus: (s) => { modelStatus.textContent = `${s}…`; } });
-  const storeReady = ClarkHashStore.open({
-    name: STORE_NAME,
-    config: CONFIG,
-    embedder: async (texts) => (await embedderReady).embed(texts),
+  state.embedText = async (texts) => (await embedderReady).embed(texts);
+  const storeReady = chooseProfile().then((name) => {
+    state.profile = { name, ...PROFILES[name] };
+    showProfile();
+    return openProfileStore(name);
   });
   embedderReady.then((e) => {
     mark("modelReady");
@@ -487,13 +614,13 @@ async function main() {
     throw e;
   }
   const info = await state.store.runtime.ready;
-  const stats = await state.store.stats();
-  state.codeBytes = stats.storageBytesPerVector ?? stats.codeBytes;
-  state.denseBytes = stats.denseBytesPerVector;
+  await useStoreSizes();
   const showBackend = () => {
-    backend.textContent = `Clark Hash on the ${state.store.backend} backend ` +
-      `(Pyodide ${info.pyodideVersion}, ${state.store.config.sketch_dim}×${state.store.config.bits} bits, config ${state.store.config.fingerprint})`;
+    const c = state.store.config;
+    backend.textContent = `${c.codec.title} on the ${state.store.backend} backend ` +
+      `(Pyodide ${info.pyodideVersion}, ${c.codec.spec ?? c.codec.name}, config ${c.fingerprint})`;
   };
+  state.showBackend = showBackend;
   showBackend();
   state.store.runtime.addEventListener("backend", showBackend);   // numpy arrives after start-up
   (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
@@ -512,7 +639,7 @@ async function main() {
   await setSearchMode("meaning", "Searching by meaning (all-MiniLM-L6-v2).");
   mark("meaningReady");
   say(`Ready: ${fmt(state.notes.size)} notes.`);
-  for (const id of ["add-note", "import-file", "export", "sync-token", "sync-passphrase", "sync-new-key", "sync-now"]) {
+  for (const id of ["add-note", "import-file", "export", "sync-token", "sync-passphrase", "sync-new-key", "sync-now", "profile"]) {
     $(id).disabled = false;
   }
   $("add-note").addEventListener("click", addNote);
@@ -523,6 +650,7 @@ async function main() {
   $("sync-passphrase").addEventListener("change", (ev) => setPassphrase(ev.target.value));
   $("sync-new-key").addEventListener("click", newKey);
   $("sync-now").addEventListener("click", syncNow);
+  $("profile").addEventListener("change", (ev) => switchProfile(ev.target.value));
   render();
   document.body.dataset.ready = "true";
 }

@@ -53,7 +53,8 @@ def desktop_sketch_file(tmp_path, site_dir):
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
     out = tmp_path / "desktop.chs"
     subprocess.run([sys.executable, "-m", "clark_hash_web.cli", "encode", str(tmp_path / "vectors.npy"),
-                    str(out), "--ids", str(tmp_path / "ids.txt"), "--no-progress"], check=True)
+                    str(out), "--ids", str(tmp_path / "ids.txt"), "--codec", "e8:384", "--no-progress"],
+                   check=True)   # the demo's default profile
     return out, ref["sentences"][:11], ids
 
 
@@ -73,7 +74,7 @@ def test_demo_like_a_person_then_offline(demo_context, demo_server, site_dir, tm
     assert "ready" in page.inner_text("#model-status")
     starter = page.locator("#notes > li").count()
     assert starter >= 24, "the starter notes should be listed on first open"
-    assert "48 B sketch · 1,536 B as float32" in page.locator("#notes > li").first.inner_text()
+    assert "48 B sketch + 388 B int8 · 1,536 B as float32" in page.locator("#notes > li").first.inner_text()
 
     # a person adds notes and searches by meaning
     add_note(page, HIKE)

@@ -21,13 +21,13 @@ import os
 import numpy as np
 import pytest
 
-from clark_hash_web import ClarkHash, ClarkHashConfig
+from clark_hash_web.codecs import registry
 from clark_hash_web.sync.server import make_server
 from demo_fixtures import wait_ready
 
 SYNC_PORT = int(os.environ.get("CLARK_HASH_DEMO_SYNC_PORT", "8768"))
-COLLECTION = "demo-notes"  # the demo's store name (demo/app.js STORE_NAME)
-CFG = ClarkHashConfig(input_dim=384)
+COLLECTION = "demo-notes-e8"  # the demo's default profile's store name (demo/app.js PROFILES.e8.store)
+CFG = registry.config_from_spec("e8:384")  # the demo's default profile
 NOTES = ["Water the tomatoes every morning while the heat wave lasts",
          "Call the plumber about the dripping kitchen tap"]
 
@@ -122,7 +122,7 @@ def test_demo_sync_panel_offline_queue_and_pull(serve, demo_page, tmp_path):
                         ".find((n) => n.text === t).id)", NOTES)
     vecs = page.evaluate("async (texts) => (await window.demo.state.embedder.embed(texts)).map((v) => [...v])",
                          NOTES)
-    want = ClarkHash(CFG).encode(np.asarray(vecs, dtype=np.float32))
+    want = registry.codec_from_config(CFG).encode(np.asarray(vecs, dtype=np.float32))
     for i, id_ in enumerate(ids):
         assert stored[id_][0] == want.code(i), id_
 
