@@ -481,11 +481,10 @@ def _fit_weights(yq_blocks, codes_blocks, target, n_groups_of_pairs):
     return w / np.mean(w)
 
 
-def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 20,
-                     assign: str = "balanced", center: bool = True, weights: bool = True,
-                     init: str = "random",
-                     max_rows: int = 30_000, queries: int = 500, neighbours: int = 50,
-                     log=None) -> LearnedE8Config:
+def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 10,
+                     assign: str = "identity", center: bool = False, weights: bool = False,
+                     init: str = "identity", max_rows: int = 8_000, queries: int = 500,
+                     neighbours: int = 50, log=None) -> LearnedE8Config:
     """Train a learned-E8 head on a sample of your embeddings (numpy required).
 
     Parameters
@@ -500,18 +499,18 @@ def train_learned_e8(sample, seed: int = 0, group: int = 16, iterations: int = 2
     group : int, default 16
         Rotation block size ``g`` (multiple of 8 dividing ``8 ceil(d/8)``);
         encoding costs ``g`` multiply-adds per dimension.
-    iterations : int, default 20
+    iterations : int, default 10
         Alternations of E8 assignment and Procrustes.
-    assign : {"balanced", "identity"}
+    assign : {"identity", "balanced"}
         Dimension-to-group assignment (see module docstring).
-    init : {"random", "identity"}
-        Starting blocks: seeded random orthogonal, or the identity (with
-        ``iterations=0`` and ``assign="identity"``: E8 after centering only).
-    center : bool, default True
+    init : {"identity", "random"}
+        Starting blocks: the identity (the plain E8 code), or seeded random
+        orthogonal blocks.
+    center : bool, default False
         Subtract the training mean before rotating.
-    weights : bool, default True
+    weights : bool, default False
         Fit per-block query weights (else all 1).
-    max_rows : int
+    max_rows : int, default 8000
         At most this many rows (a seeded subset) are used.
     queries, neighbours : int
         Held-out rows and neighbours per row for the weight fit.
