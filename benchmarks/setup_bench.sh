@@ -6,6 +6,7 @@
 #   .cache/bench-venv/bin/python benchmarks/embed_corpora.py      # ~10 min on 2 cores (SOTU + STS)
 #   .cache/bench-venv/bin/python benchmarks/quality.py            # ~15-25 min
 #   .cache/bench-venv/bin/python benchmarks/throughput_compare.py # ~3 min
+#   .cache/bench-venv/bin/python benchmarks/int8_model_quality.py # ~5 min (int8 demo model vs float32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.cache/bench-venv
@@ -22,4 +23,6 @@ fi
 if [ ! -f /usr/share/wordnet/data.noun ]; then
   apt-get update -q && apt-get install -y -q wordnet-base
 fi
+# the demo's int8 model (benchmarks/int8_model_quality.py compares it with the float32 one)
+"$VENV/bin/python" build_scripts/fetch_model.py --out .cache/model
 echo "bench environment ready: $VENV"

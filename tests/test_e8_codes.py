@@ -113,3 +113,34 @@ def test_e8_beats_sign_bits_at_the_same_size():
         recalls[name] = np.mean([len(set(index.search(q, k)[0]) & set(e)) / k
                                  for q, e in zip(queries, exact)])
     assert recalls["e8"] > recalls["sign"] + 0.015, recalls
+
+
+def test_fast_encoder_equals_reference_on_ties_and_near_ties():
+    """The column-wise encoder (e8_fast) gives the reference bytes on blocks full of ties:
+    equal magnitudes (first-index rules), zeros and -0.0, s1 == s2 exactly, one ulp apart."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    small = np.array([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 0.25, -0.25], dtype=np.float32)
+    x = small[rng.integers(0, len(small), size=(n, 64))]
+    y = rng.standard_normal((n, 64)).astype(np.float32)
+    x[n // 2:] = y[n // 2:]
+    x[n // 2:n // 2 + 300] = np.nextafter(x[n // 2:n // 2 + 300], np.float32(np.inf))
+    x[-200:, 0:63:3] = -x[-200:, 1:64:3]                                 # repeated magnitudes
+    x[5] = 0.0                                                          # an all-zero row
+    codec = E8Codes(E8Config(64), "numpy")
+    fast = codec._encode_numpy(x)
+    ref = codec._encode_numpy_reference(x)
+    assert fast.tobytes() == ref.tobytes()
+    py = E8Codes(E8Config(64), "python")
+    assert b"".join(py._encode_python(x[i].tolist()) for i in range(0, n, 97)) == \
+        fast[::97].tobytes()
+
+
+@pytest.mark.parametrize("d", [1, 13, 385])
+def test_fast_encoder_pads_and_chunks(d):
+    from clark_hash_web.codecs import e8_fast
+
+    x = np.random.default_rng(d).standard_normal((e8_fast.CHUNK_BLOCKS // 5 + 3, d))
+    x = x.astype(np.float32)
+    codec = E8Codes(E8Config(d), "numpy")
+    assert codec._encode_numpy(x).tobytes() == codec._encode_numpy_reference(x).tobytes()

@@ -245,3 +245,26 @@ def array_f(values):
     from array import array
 
     return array("f", [float(v) for v in values])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_many_small_adds_and_removes_match_the_pure_python_index(metric):
+    """The numpy index's growable columns (codes and norm codes) keep every row in order."""
+    cfg = ClarkHashConfig(input_dim=24, sketch_dim=20, bits=3, metric=metric)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((700, 24)).astype(np.float32) * 3
+    idx = {b: FlatIndex(ClarkHash(cfg, backend=b)) for b in ("numpy", "python")}
+    for s in range(0, 700, 37):
+        for index in idx.values():
+            index.add(x[s:s + 37])
+        if s % 111 == 0:
+            for index in idx.values():
+                index.remove([s + 1, s + 5])
+    a, b = idx["numpy"], idx["python"]
+    assert a.ids == b.ids and len(a) == len(b)
+    assert a.encoded().codes_bytes() == b.encoded().codes_bytes()
+    assert a.encoded().norm_codes_bytes() == b.encoded().norm_codes_bytes()
+    for qi in (0, 333):
+        ia, sa = a.search(x[qi], 15)
+        ib, sb = b.search(x[qi].tolist(), 15)
+        assert ia == ib and np.asarray(sa).tobytes() == np.asarray(sb, dtype=np.float32).tobytes()

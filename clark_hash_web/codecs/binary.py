@@ -54,6 +54,7 @@ HUGE = 2.0**60
 REASON_TINY = "vector is zero or too small to have a direction (max |x_i| < 2**-60)"
 REASON_HUGE = "entries too large to project in float32 (max |x_i| > 2**60)"
 SCORINGS = ("asymmetric", "hamming")
+ENCODE_CHUNK = 2048          # rows per numpy encode step
 
 
 def check_padding(config, codes: bytes, count: int):
@@ -175,9 +176,17 @@ class BinaryCodec(Codec):
 
             if len(rows) == 0:
                 return bad
-            finite = np.isfinite(rows).all(axis=1)
+            # max |x_i| per row, a chunk at a time (NaN propagates through max, inf is
+            # not finite): one pass, temporaries of one chunk
+            amax = np.empty(len(rows), dtype=rows.dtype)
+            buf = np.empty((min(len(rows), 4096), rows.shape[1]), dtype=rows.dtype)
             with np.errstate(invalid="ignore"):
-                amax = np.abs(rows).max(axis=1)
+                for s in range(0, len(rows), 4096):
+                    chunk = rows[s:s + 4096]
+                    b = buf[:len(chunk)]
+                    np.abs(chunk, out=b)
+                    b.max(axis=1, out=amax[s:s + 4096])
+            finite = np.isfinite(amax)
             for i in np.flatnonzero(~finite).tolist():
                 bad[i] = REASON_NONFINITE
             for i in np.flatnonzero(finite & (amax < TINY)).tolist():
@@ -219,7 +228,7 @@ class BinaryCodec(Codec):
         bad = self._bad_rows(rows)
         if bad and errors == "raise":
             raise InvalidVectorError(bad)
-        keep = [i for i in range(len(rows)) if i not in bad]
+        keep = [i for i in range(len(rows)) if i not in bad] if bad else list(range(len(rows)))
         if self.backend == "numpy":
             import numpy as np
 
@@ -233,10 +242,18 @@ class BinaryCodec(Codec):
         return EncodedBatch(self.config, codes, None, rows=keep, skipped=bad)
 
     def _encode_numpy(self, rows):
-        """Valid float32 rows (N, d) -> uint8 codes (N, code_bytes)."""
+        """Valid float32 rows (N, d) -> uint8 codes (N, code_bytes).
+
+        A chunk of rows at a time: the projection's temporaries stay small
+        (and in cache) whatever N is.
+        """
         import numpy as np
 
-        return np.packbits(self._project_numpy(rows, exact=False), axis=1, bitorder="little")
+        out = np.empty((len(rows), self.code_bytes), dtype=np.uint8)
+        for s in range(0, len(rows), ENCODE_CHUNK):
+            bits = self._project_numpy(rows[s:s + ENCODE_CHUNK], exact=False)
+            out[s:s + ENCODE_CHUNK] = np.packbits(bits, axis=1, bitorder="little")
+        return out
 
     def _encode_python(self, row) -> bytes:
         return bitpack.pack_signs_python(self._project_python(row), self.config.n_bits)

@@ -206,15 +206,21 @@ def u16_columns(codes):
 
 
 def asymmetric_scores_numpy(pair_tables, columns, chunk: int = 1 << 16):
-    """Float32 scores (N,) from pair tables (P, 65536) and u16 columns (P, N)."""
+    """Float32 scores (N,) from pair tables (P, 65536) and u16 columns.
+
+    ``columns`` is a (P, N) array or a sequence of P (N,) uint16 arrays
+    (possibly strided views); pair values are added in pair order.
+    """
     import numpy as np
 
-    pairs, n = columns.shape
+    pairs, n = len(columns), len(columns[0])
     out = np.empty(n, dtype=np.float32)
+    u = np.empty(min(n, chunk), dtype=np.float32)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
-        acc = np.zeros(e - s, dtype=np.float32)
+        acc, uu = out[s:e], u[:e - s]
+        acc[:] = 0
         for p in range(pairs):
-            acc += pair_tables[p][columns[p, s:e]]
-        out[s:e] = acc
+            np.take(pair_tables[p], columns[p][s:e], out=uu, mode="clip")  # all in range
+            acc += uu
     return out

@@ -168,14 +168,32 @@ def fwht_numpy(x):
 
     x = np.asarray(x, dtype=np.float32)
     n_rows, n = x.shape
+    out = np.empty((n_rows, n), dtype=np.float32)
+    step = max(1, (1 << 17) // n)          # rows per block: ~0.5 MB, stays in cache
+    for s in range(0, n_rows, step):
+        out[s:s + step] = _fwht_columns(np.ascontiguousarray(x[s:s + step].T)).T
+    return out
+
+
+def _fwht_columns(src):
+    """FWHT of each column of (n, N) float32 (consumed); returns (n, N).
+
+    Column layout: every butterfly stage is two long contiguous vector
+    operations (the same float32 ``a + b`` and ``a - b`` as :func:`fwht_python`).
+    """
+    import numpy as np
+
+    n, cols = src.shape
+    dst = np.empty_like(src)
     h = 1
     while h < n:
-        blocks = x.reshape(n_rows, n // (2 * h), 2, h)
-        a = blocks[:, :, 0, :]
-        b = blocks[:, :, 1, :]
-        x = np.stack([a + b, a - b], axis=2).reshape(n_rows, n)
+        a = src.reshape(n // (2 * h), 2, h * cols)
+        o = dst.reshape(n // (2 * h), 2, h * cols)
+        np.add(a[:, 0], a[:, 1], out=o[:, 0])
+        np.subtract(a[:, 0], a[:, 1], out=o[:, 1])
+        src, dst = dst, src
         h *= 2
-    return x
+    return src
 
 
 def random_signs(seed: int, n: int) -> list:

@@ -1,4 +1,29 @@
-"""Flat in-memory index of binary codes: :class:`BinaryIndex`."""
+"""Flat in-memory index of binary codes: :class:`BinaryIndex`.
+
+Storage (numpy backend)
+-----------------------
+One copy of the codes, column-major (:class:`~.code_columns.CodeColumns`):
+sign codes (sign bits, hyperplane LSH, ITQ) as uint64 words, E8 codes as
+uint16 byte pairs. ``add_encoded`` copies the codes once into the columns
+(capacity grows by half when full: amortized appends); nothing is
+re-encoded and no other copy is cached. Int ids (and the automatic ones) are
+an int64 array (:mod:`.ids`). The pure-Python backend keeps a ``bytearray``.
+
+Search
+------
+* ``search_hamming(q, k)``: ``(ids, distances)`` with integer Hamming
+  distances, nearest first, ties by insertion order. XOR + ``np.bitwise_count``
+  over the word columns, the k-th distance from a histogram
+  (:mod:`.bit_scan`).
+* ``search(q, k, scoring="hamming")``: the same ranking, float32 scores
+  ``(m - 2 h) / m``.
+* ``search(q, k)`` (asymmetric, float query): exactly the ranking and score
+  bits of a brute-force ``codec.score`` scan. For sign codes a proven
+  prefilter (:class:`.bit_scan.PlaneBound`: the query magnitudes in a few
+  bit planes, AND + popcount) first drops every row that cannot reach the
+  top k; only the rest are scored exactly. E8 codes are scored in full with
+  16-bit pair lookup tables.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +33,50 @@ from ..codecs import bitpack
 from ..codecs.binary import SCORINGS, BinaryCodec, BinaryQuery
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
+from . import bit_scan
 from .base import Index
+from .code_columns import CodeColumns
 from .ids import IdMap
+
+
+FIRST_PLANES = 3
+REFINE_PLANES = 8
+REFINE_ABOVE = 4096
 
 
 def _total_order_key(bits: int) -> int:
     return bits if bits < 0x80000000 else -(bits & 0x7FFFFFFF) - 1
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise InvalidInputError(f"k must be a non-negative int, got {k!r}")
+
+
+def _check_count(name, v) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+        raise InvalidInputError(f"{name} must be a non-negative int, got {v!r}")
+
+
+def top_scores(scores, k: int):
+    """Positions of the ``k`` largest float32 ``scores`` (IEEE total order), ties by position.
+
+    The cut is found on the float values (``np.partition``); only the rows at or
+    above it get the total-order key (which also orders -0.0 below +0.0).
+    """
+    import numpy as np
+
+    n = len(scores)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < n:
+        kth = np.partition(scores, n - k)[n - k]
+        pre = np.flatnonzero(scores >= kth)
+    else:
+        pre = np.arange(n)
+    bits = scores[pre].view(np.int32)
+    key = np.where(bits < 0, bits ^ np.int32(0x7FFFFFFF), bits).astype(np.int64)
+    return pre[np.argsort(-key, kind="stable")][:k]
 
 
 class BinaryIndex(Index):
@@ -38,14 +101,13 @@ class BinaryIndex(Index):
                 f"BinaryIndex needs a binary codec, got {type(codec).__name__}")
         self.codec = codec
         self.config = codec.config
-        self._ids = IdMap()
-        cb = self.config.code_bytes
-        if codec.backend == "numpy":
-            import numpy as np
-
-            self._width = 8 * ((cb + 7) // 8)
-            self._cols = None
-            self._buf = np.zeros((0, self._width), dtype=np.uint8)
+        self._numpy = codec.backend == "numpy"
+        self._ids = IdMap(numpy=self._numpy)
+        if self._numpy:
+            # Sign codes: uint64 words (Hamming and bit-plane scans); E8 root numbers:
+            # uint16 byte pairs (the pair lookup tables read them directly).
+            self._store = CodeColumns(self.config.code_bytes,
+                                      8 if codec.supports_hamming else 2)
         else:
             self._codes = bytearray()
 
@@ -65,44 +127,36 @@ class BinaryIndex(Index):
         """Ids in insertion order."""
         return self._ids.ids
 
-    def _codes_numpy(self):
-        return self._buf[:len(self._ids), :self.config.code_bytes]
+    def check_new_ids(self, ids, count: int) -> list:
+        """Validate ids for ``count`` new rows without adding anything (see :class:`IdMap`)."""
+        return self._ids.check_new(ids, count)
 
     # -- adding / removing -------------------------------------------------------------
     def add_encoded(self, encoded: EncodedBatch, ids=None) -> list:
-        """Store codes of the same config; returns their ids."""
+        """Store codes of the same config; returns their ids.
+
+        The numpy backend copies the codes once, into its column-major words
+        (capacity grows geometrically, so appends are amortized O(1) per row).
+        """
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         self.codec.check_codes(encoded)
         n = len(encoded)
-        new_ids = self._ids.check_new(ids, n)
-        if self.codec.backend == "numpy":
-            import numpy as np
-
-            old = len(self._ids)
-            if old + n > self._buf.shape[0]:
-                grown = np.zeros((max(old + n, 2 * self._buf.shape[0], 1024), self._width),
-                                 dtype=np.uint8)
-                grown[:old] = self._buf[:old]
-                self._buf = grown
-            self._buf[old:old + n, :self.config.code_bytes] = np.asarray(encoded.codes)
-            self._cols = None
+        new_ids = self._ids.prepare(ids, n)
+        if self._numpy:
+            if n:
+                self._store.append(encoded.codes)
         else:
             self._codes += encoded.codes_bytes()
-        self._ids.append(new_ids)
-        return new_ids
+        return self._ids.append(new_ids)
 
     def remove(self, ids) -> int:
         """Delete rows by id (one or a list); unknown ids raise KeyError."""
         if isinstance(ids, (int, str)):
             ids = [ids]
-        ids = list(ids)
         keep = self._ids.rows_to_keep(ids)
         removed = len(self._ids) - len(keep)
-        if self.codec.backend == "numpy":
-            import numpy as np
-
-            self._buf = np.ascontiguousarray(self._buf[np.asarray(keep, dtype=np.intp)])
-            self._cols = None
+        if self._numpy:
+            self._store.keep(keep)
         else:
             cb = self.config.code_bytes
             self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb])
@@ -114,54 +168,86 @@ class BinaryIndex(Index):
 
     def encoded(self, rows=None) -> EncodedBatch:
         """Stored codes (all, or the given row numbers) as an EncodedBatch."""
-        if self.codec.backend == "numpy":
-            import numpy as np
-
-            codes = self._codes_numpy()
-            if rows is not None:
-                codes = codes[np.asarray(rows, dtype=np.intp)]
-            return EncodedBatch(self.config, np.ascontiguousarray(codes))
+        if self._numpy:
+            return EncodedBatch(self.config, self._store.rows(rows))
         if rows is None:
             return EncodedBatch(self.config, bytes(self._codes))
         cb = self.config.code_bytes
         return EncodedBatch(self.config, b"".join(bytes(self._codes[r * cb:(r + 1) * cb])
                                                   for r in rows))
 
-    # -- search ------------------------------------------------------------------------
+    # -- Hamming -------------------------------------------------------------------------
+    def _check_hamming(self):
+        if not self.codec.supports_hamming:
+            raise InvalidInputError(f"{type(self.codec).__name__} codes have no Hamming distance: "
+                                    "no Hamming prefilter or scoring")
+
+    def _distances(self, q, rows=None):
+        """Hamming distances of all rows (or of ``rows``): uint array or list of ints."""
+        if self._numpy:
+            qw = bit_scan.query_words(q.code, self._store.words)
+            return bit_scan.hamming_distances(self._store.columns(), qw, self.config.n_bits, rows)
+        n = len(self._ids)
+        dist = bitpack.hamming_python(q.code, bytes(self._codes), n)
+        return dist if rows is None else [dist[r] for r in rows]
+
+    def _nearest_rows(self, q, k, max_hamming=None):
+        """Row numbers of the ``k`` nearest codes (ties by row), nearest first, and their distances."""
+        dist = self._distances(q)
+        n = len(dist)
+        if self._numpy:
+            import numpy as np
+
+            if max_hamming is None:
+                order = bit_scan.smallest(dist, k, self.config.n_bits)
+                return order, dist[order].astype(np.int64)
+            rows = np.flatnonzero(dist <= max_hamming)
+            order = rows[bit_scan.smallest(dist[rows], k, self.config.n_bits)]
+            return order, dist[order].astype(np.int64)
+        rows = [r for r in range(n) if max_hamming is None or dist[r] <= max_hamming]
+        order = sorted(rows, key=lambda r: (dist[r], r))[:k]
+        return order, [dist[r] for r in order]
+
     def hamming_candidates(self, query, candidates=None, max_hamming=None) -> list:
         """Row numbers passing the Hamming prefilter, in insertion order.
 
         ``max_hamming``: keep distances ``<= max_hamming``; ``candidates``:
         then keep the ``candidates`` nearest (ties by insertion order).
         """
-        if not self.codec.supports_hamming:
-            raise InvalidInputError(f"{type(self.codec).__name__} codes have no Hamming distance: "
-                                    "no Hamming prefilter or scoring")
+        self._check_hamming()
         q = self.codec._as_query(query)
         n = len(self._ids)
-        if self.codec.backend == "numpy":
-            import numpy as np
+        if candidates == 0:
+            return []
+        if candidates is None or candidates >= n:
+            if max_hamming is None:
+                return list(range(n))
+            dist = self._distances(q)
+            if self._numpy:
+                import numpy as np
 
-            words = self._buf[:n].view(np.uint64)
-            dist = bitpack.hamming_numpy(q.code, words)
-            rows = np.arange(n)
-            if max_hamming is not None:
-                rows = rows[dist <= max_hamming]
-            if candidates == 0:
-                return []
-            if candidates is not None and candidates < len(rows):
-                dsel = dist[rows]
-                kth = np.partition(dsel, candidates - 1)[candidates - 1]
-                below = rows[dsel < kth]
-                equal = rows[dsel == kth][:candidates - len(below)]
-                rows = np.sort(np.concatenate([below, equal]))
-            return rows.tolist()
-        dist = bitpack.hamming_python(q.code, bytes(self._codes), n)
-        rows = [r for r in range(n) if max_hamming is None or dist[r] <= max_hamming]
-        if candidates is not None and candidates < len(rows):
-            rows = sorted(sorted(rows, key=lambda r: (dist[r], r))[:candidates])
-        return rows
+                return np.flatnonzero(dist <= max_hamming).tolist()
+            return [r for r in range(n) if dist[r] <= max_hamming]
+        rows, _ = self._nearest_rows(q, candidates, max_hamming)
+        return sorted(rows.tolist() if self._numpy else rows)
 
+    def search_hamming(self, query, k: int = 10, max_hamming=None):
+        """Top ``k`` by integer Hamming distance: ``(ids, distances)``.
+
+        The ``k`` codes nearest to the query's bits, nearest first, ties by
+        insertion order (the same ranking as ``search(..., scoring="hamming")``,
+        whose scores are ``(m - 2 h) / m``). ``distances`` are ints: an int64
+        numpy array (numpy backend) or a list of ints (pure Python).
+        ``max_hamming`` keeps only codes within that distance.
+        """
+        _check_k(k)
+        _check_count("max_hamming", max_hamming)
+        self._check_hamming()
+        q = self.codec._as_query(query)
+        rows, dist = self._nearest_rows(q, k, max_hamming)
+        return self._ids.ids_at(rows), dist
+
+    # -- search ------------------------------------------------------------------------
     def search(self, query, k: int = 10, scoring: str = "asymmetric", candidates=None,
                max_hamming=None):
         """Top ``k`` ``(ids, scores)`` for a query vector or BinaryQuery.
@@ -171,70 +257,79 @@ class BinaryIndex(Index):
         query : vector (d,) or BinaryQuery
         k : int
         scoring : {"asymmetric", "hamming"}
+            Scores are float32; for integer Hamming distances use
+            :meth:`search_hamming` (same ranking as ``scoring="hamming"``).
         candidates : int, optional
             Hamming prefilter: score only the ``candidates`` nearest codes.
         max_hamming : int, optional
             Hamming prefilter: score only codes within this distance.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise InvalidInputError(f"k must be a non-negative int, got {k!r}")
+        _check_k(k)
         if scoring not in SCORINGS:
             raise InvalidInputError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
-        for name, v in (("candidates", candidates), ("max_hamming", max_hamming)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise InvalidInputError(f"{name} must be a non-negative int, got {v!r}")
-        q = self.codec._as_query(query)
-        n = len(self._ids)
-        if candidates is None and max_hamming is None:
-            rows = None
-            n_sel = n
-        else:
-            rows = self.hamming_candidates(q, candidates, max_hamming)
-            n_sel = len(rows)
-        k = min(k, n_sel)
+        _check_count("candidates", candidates)
+        _check_count("max_hamming", max_hamming)
         if scoring == "hamming" and not self.codec.supports_hamming:
             raise InvalidInputError(f"{type(self.codec).__name__} supports only asymmetric scoring")
-        if self.codec.backend == "numpy":
-            return self._search_numpy(q, k, rows, scoring)
+        q = self.codec._as_query(query)
+        m = self.config.n_bits
+        if scoring == "hamming":
+            # Ranking by (m - 2h)/m descending is ranking by h ascending (distinct h give
+            # distinct float32 scores), so the top k among the prefiltered rows are the
+            # min(k, candidates) nearest within max_hamming.
+            top = k if candidates is None else min(k, candidates)
+            rows, dist = self._nearest_rows(q, top, max_hamming)
+            if self._numpy:
+                return self._ids.ids_at(rows), bitpack.hamming_score_numpy(dist, m)
+            return self._ids.ids_at(rows), array(
+                "f", [bitpack.hamming_score_python(h, m) for h in dist])
+        if candidates is None and max_hamming is None:
+            rows = None
+        else:
+            rows = self.hamming_candidates(q, candidates, max_hamming)
+        if self._numpy:
+            return self._search_asymmetric_numpy(q, k, rows)
+        n = len(self._ids)
         enc = self.encoded(rows)
         scores = self.codec.score(q, enc, scoring=scoring)
         sel = list(range(n)) if rows is None else rows
         bits = array("I", scores.tobytes())
         order = sorted(range(len(sel)), key=lambda j: (-_total_order_key(bits[j]), sel[j]))[:k]
-        return [self._ids[sel[j]] for j in order], array("f", [scores[j] for j in order])
+        return self._ids.ids_at([sel[j] for j in order]), array("f", [scores[j] for j in order])
 
-    def _columns(self):
-        """Cached (P, N) uint16 columns of the stored codes (numpy backend)."""
-        cols = getattr(self, "_cols", None)
-        if cols is None:
-            cols = bitpack.u16_columns(self._codes_numpy())
-            self._cols = cols
-        return cols
+    def _search_asymmetric_numpy(self, q, k, rows):
+        """Exact asymmetric top ``k`` (all rows, or the prefiltered ``rows``).
 
-    def _search_numpy(self, q, k, rows, scoring):
+        Sign codes first pass through :class:`~.bit_scan.PlaneBound`
+        (``FIRST_PLANES`` bit planes over every row, then ``REFINE_PLANES``
+        over the survivors when more than ``REFINE_ABOVE`` remain); only the
+        rows that can still reach the top ``k`` get the exact float32 score.
+        E8 codes (no bits to compare) are scored in full from their
+        16-bit pair columns.
+        """
         import numpy as np
 
-        m = self.config.n_bits
-        n = len(self._ids)
-        sel = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        n = len(self._ids) if rows is None else len(rows)
+        k = min(k, n)
         if k == 0:
             return [], np.zeros(0, dtype=np.float32)
-        if scoring == "hamming":
-            words = self._buf[:n].view(np.uint64)
-            dist = bitpack.hamming_numpy(q.code, words if rows is None else words[sel])
-            scores = bitpack.hamming_score_numpy(dist, m)
+        tables = bitpack.pair_tables_numpy(self.codec._tables_numpy(q.values))
+        sel = None if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.codec.supports_hamming:
+            cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
+            for bits in (FIRST_PLANES, REFINE_PLANES):
+                bound = bit_scan.PlaneBound(q.values, q.code, self._store.words, pairs, bits)
+                sel = bound.survivors(cols, k, sel)
+                if len(sel) <= REFINE_ABOVE:
+                    break
+        if sel is None:
+            scores = bitpack.asymmetric_scores_numpy(tables, self._store.pair_columns())
         else:
-            tables = bitpack.pair_tables_numpy(self.codec._tables_numpy(q.values))
-            cols = self._columns()
-            scores = bitpack.asymmetric_scores_numpy(tables, cols if rows is None else cols[:, sel])
-        bits = scores.view(np.uint32).astype(np.int64)
-        neg = -np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
-        pre = np.arange(len(sel))
-        if k < len(sel):
-            kth = np.partition(neg, k - 1)[k - 1]
-            pre = np.flatnonzero(neg <= kth)
-        order = pre[np.lexsort((sel[pre], neg[pre]))][:k]
-        return [self._ids[r] for r in sel[order].tolist()], scores[order]
+            scores = bitpack.asymmetric_scores_numpy(
+                tables, bitpack.u16_columns(self._store.rows(sel)))
+        order = top_scores(scores, k)
+        found = order if sel is None else sel[order]
+        return self._ids.ids_at(found), scores[order]
 
     def search_prepared(self, query: BinaryQuery, k: int = 10, **kw):
         """:meth:`search` with a prepared :class:`BinaryQuery`."""

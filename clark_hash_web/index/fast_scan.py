@@ -104,7 +104,7 @@ def approximate_accumulators(planes, count, tables, const):
         stop = min(start + CHUNK, count)
         acc = np.full(stop - start, const, dtype=np.float32)
         for p in range(tables.shape[0]):
-            acc += tables[p].take(planes[p, start:stop])
+            acc += tables[p].take(planes[p, start:stop], mode="clip")   # indices < 65536
         out[start:stop] = acc
     return out
 

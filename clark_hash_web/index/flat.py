@@ -6,7 +6,8 @@ is scored in insertion order, then a stable sort by descending float32 score
 insertion order. Returned scores are bit-identical to ``ClarkHash.score``.
 
 With the numpy backend the codes live column-wise as 16-bit "planes"
-(``planes[p, i]`` = bytes 2p and 2p+1 of row i), so a query scans them with
+(``planes[p, i]`` = bytes 2p and 2p+1 of row i, in a
+:class:`~clark_hash_web.index.code_columns.CodeColumns` grown geometrically), so a query scans them with
 lookup tables (:mod:`clark_hash_web.index.fast_scan`) and only the provable
 candidates get the exact sequential score.
 """
@@ -20,6 +21,7 @@ from ..codecs.clark_hash import ClarkHash, QuerySketch
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
 from .base import Index
+from .code_columns import CodeColumns
 from .ids import IdMap
 
 
@@ -46,14 +48,12 @@ class FlatIndex(Index):
             raise InvalidInputError(f"FlatIndex needs a ClarkHash codec, got {type(codec).__name__}")
         self.codec = codec
         self.config = codec.config
-        self._ids = IdMap()
+        self._ids = IdMap(numpy=codec.backend == "numpy")
         self._count = 0
         if codec.backend == "numpy":
-            import numpy as np
-
-            self._pairs = (self.config.code_bytes + 1) // 2
-            self._planes = np.zeros((self._pairs, 0), dtype=np.uint16)
-            self._norms = np.zeros(0, dtype=np.uint16)
+            # (P, N) uint16 byte pairs, grown geometrically; norm codes likewise (1, N)
+            self._store = CodeColumns(self.config.code_bytes, 2)
+            self._norm_store = CodeColumns(2, 2)
         else:
             self._codes = bytearray()
             self._norms = []
@@ -88,31 +88,22 @@ class FlatIndex(Index):
         """Store already encoded codes (same config); returns their ids."""
         _check_fingerprint(self.config, encoded.fingerprint, "the encoded batch")
         n = len(encoded)
-        new_ids = self._ids.check_new(ids, n)
+        new_ids = self._ids.prepare(ids, n)
         if self.codec.backend == "numpy":
             import numpy as np
 
-            codes = np.asarray(encoded.codes, dtype=np.uint8)
-            planes = self._to_planes(codes)
-            self._planes = np.concatenate([self._planes[:, :self._count], planes], axis=1)
-            if self.config.metric == "dot":
-                self._norms = np.concatenate([self._norms[:self._count],
-                                              np.asarray(encoded.norm_codes, dtype=np.uint16)])
+            if n:
+                self._store.append(np.asarray(encoded.codes, dtype=np.uint8))
+                if self.config.metric == "dot":
+                    norms = np.ascontiguousarray(encoded.norm_codes, dtype="<u2")
+                    self._norm_store.append(norms.view(np.uint8).reshape(-1, 2))
         else:
             self._codes += encoded.codes_bytes()
             if self.config.metric == "dot":
                 self._norms.extend(int(c) for c in encoded.norm_codes)
-        self._ids.append(new_ids)
+        new_ids = self._ids.append(new_ids)
         self._count += n
         return new_ids
-
-    def _to_planes(self, codes):
-        import numpy as np
-
-        n, cb = codes.shape
-        padded = np.zeros((n, 2 * self._pairs), dtype=np.uint8)
-        padded[:, :cb] = codes
-        return np.ascontiguousarray(padded.view("<u2").T.astype(np.uint16))
 
     # -- removing -------------------------------------------------------------------
     def remove(self, ids) -> int:
@@ -129,9 +120,9 @@ class FlatIndex(Index):
             import numpy as np
 
             k = np.asarray(keep, dtype=np.intp)
-            self._planes = np.ascontiguousarray(self._planes[:, k])
+            self._store.keep(k)
             if self.config.metric == "dot":
-                self._norms = self._norms[k]
+                self._norm_store.keep(k)
         else:
             cb = self.config.code_bytes
             self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb]) for r in keep))
@@ -150,12 +141,10 @@ class FlatIndex(Index):
         if self.codec.backend == "numpy":
             import numpy as np
 
-            planes = self._planes[:, :self._count] if rows is None else self._planes[:, rows]
-            codes = np.ascontiguousarray(planes.T).astype("<u2").view(np.uint8)
-            codes = np.ascontiguousarray(codes[:, :self.config.code_bytes])
+            codes = self._store.rows(rows)
             nc = None
             if self.config.metric == "dot":
-                nc = self._norms[:self._count] if rows is None else self._norms[rows]
+                nc = self._norm_store.rows(rows).view("<u2")[:, 0].astype(np.uint16)
             return EncodedBatch(self.config, codes, nc)
         cb = self.config.code_bytes
         rows = range(self._count) if rows is None else rows
@@ -198,9 +187,10 @@ class FlatIndex(Index):
             return [], np.zeros(0, dtype=np.float32)
         dn = None
         if cfg.metric == "dot":
-            dn = decode_norms_numpy(self._norms[:n], cfg.norm_log2_min, cfg.norm_log2_max)
+            dn = decode_norms_numpy(self._norm_store.columns()[0].astype(np.uint16),
+                                    cfg.norm_log2_min, cfg.norm_log2_max)
         tables, const = fast_scan.pair_tables(query.values, cfg)
-        approx = fast_scan.approximate_accumulators(self._planes, n, tables, const)
+        approx = fast_scan.approximate_accumulators(self._store.columns(), n, tables, const)
         cand = fast_scan.candidate_rows(approx, query.values, query.norm, cfg, k, dn)
         return self.rank_rows(query, cand, k)
 
@@ -227,7 +217,7 @@ class FlatIndex(Index):
             bits = scores.view(np.uint32).astype(np.int64)
             key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
             order = np.lexsort((cand, -key))[:k]
-            return [self._ids[r] for r in cand[order].tolist()], scores[order]
+            return self._ids.ids_at(cand[order]), scores[order]
         scores = self.codec._impl.score(query.values, query.norm, self._codes, self._count,
                                         self._norms if self.config.metric == "dot" else None,
                                         rows=rows)

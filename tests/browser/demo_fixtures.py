@@ -9,6 +9,9 @@ without a response and its path recorded in ``requests_while_down``.
 The server listens on a pinned port of its own (IndexedDB and service workers
 are per origin): env ``CLARK_HASH_DEMO_PORT``, default 8766. It serves the
 site that tests/browser/conftest.py builds (fixture ``site_dir``).
+
+``desktop_reference(model_dir)`` embeds the reference sentences on the desktop
+with onnxruntime from the site's own model files (build_scripts/minilm_onnx.py).
 """
 
 from __future__ import annotations
@@ -16,15 +19,42 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from browser_helpers import SiteHandler
 
 DEMO_PORT = int(os.environ.get("CLARK_HASH_DEMO_PORT", "8766"))
-#: The demo boots Pyodide, loads a 90 MB model and embeds the starter notes.
+#: The demo boots Pyodide, loads the 23 MB int8 model and embeds the starter notes.
 READY_TIMEOUT_MS = 240_000
+
+
+@functools.lru_cache(maxsize=None)
+def desktop_reference(model_dir) -> dict:
+    """Desktop embeddings of ``minilm_onnx.REFERENCE_SENTENCES`` (onnxruntime, same files).
+
+    Parameters
+    ----------
+    model_dir : Path
+        A model folder, e.g. ``site_dir / "model"``.
+
+    Returns
+    -------
+    dict
+        ``{"sentences": [...], "token_ids": [[int]], "embeddings": (N, 384) float32 array}``
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "build_scripts"))
+    try:
+        from minilm_onnx import REFERENCE_SENTENCES, MiniLMOnnx
+    finally:
+        sys.path.pop(0)
+    model = MiniLMOnnx(model_dir)
+    return {"sentences": list(REFERENCE_SENTENCES),
+            "token_ids": model.tokenize(REFERENCE_SENTENCES),
+            "embeddings": model.embed(REFERENCE_SENTENCES, batch_size=4)}
 
 
 class _SwitchableHandler(SiteHandler):

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from demo_fixtures import demo_server, search, wait_ready  # noqa: F401 (fixture)
+from demo_fixtures import demo_server, desktop_reference, search, wait_ready  # noqa: F401 (fixture)
 
 HIKE = "Pack water, sunscreen and a map for Saturday's mountain hike"
 VET = "Take the dog to the vet on Friday for his rabies shot"
@@ -46,7 +46,7 @@ def demo_context(browser):
 
 def desktop_sketch_file(tmp_path, site_dir):
     """A .chs written by the desktop CLI from desktop embeddings (reference sentences)."""
-    ref = json.loads((site_dir / "model" / "reference_embeddings.json").read_text(encoding="utf-8"))
+    ref = desktop_reference(site_dir / "model")
     vectors = np.asarray(ref["embeddings"][:11], dtype=np.float32)
     np.save(tmp_path / "vectors.npy", vectors)
     ids = [f"desk-{i}" for i in range(len(vectors))]

@@ -1,0 +1,90 @@
+"""Fast numpy E8 encoder: the exact block rule of :mod:`clark_hash_web.codecs.e8`, column-wise.
+
+The reference formulation works on ``(blocks, 8)`` arrays with ``argmax``
+along the short axis and fancy indexing. Here a chunk of blocks is turned
+into 8 coordinate columns ``(8, B)`` once, and every step is a whole-column
+operation; "first index of the largest / smallest" is the lowest set bit of
+a byte of equality flags (``np.packbits`` along the 8 columns), found with
+bit arithmetic instead of a gather. Every float32 operation that decides the
+code is the reference one (same operands, same order): ``s1 = a_i + a_j``,
+``T`` the sequential sum of the (possibly flipped) magnitudes, ``s2 = 0.5 T``,
+so the bytes are identical. Chunks keep the temporaries to a few MB whatever
+the batch size.
+"""
+
+from __future__ import annotations
+
+CHUNK_BLOCKS = 1 << 16
+
+
+def _lowest_bit_index(mask):
+    """Index of the lowest set bit of nonzero uint8 ``mask`` (uint8)."""
+    import numpy as np
+
+    low = mask & np.negative(mask)
+    return np.bitwise_count(low - np.uint8(1)) if hasattr(np, "bitwise_count") else \
+        np.log2(low).astype(np.uint8)
+
+
+def _flags(cols_bool):
+    """(8, B) bools -> (B,) uint8 with bit k = row k (shifts and ors: packbits along
+    the short axis is far slower)."""
+    import numpy as np
+
+    u = cols_bool.view(np.uint8)
+    if u.shape[1] % 8 == 0:          # 8 blocks per uint64: each byte is 0/1, shifts stay inside it
+        u = u.view(np.uint64)
+    out = u[0].copy()
+    for k in range(1, 8):
+        out |= u[k] << u.dtype.type(k)
+    return out.view(np.uint8)
+
+
+def encode_blocks(blocks):
+    """(B, 8) float32 blocks -> (B,) uint8 root numbers (see :mod:`.e8`)."""
+    import numpy as np
+
+    out = np.empty(len(blocks), dtype=np.uint8)
+    for s in range(0, len(blocks), CHUNK_BLOCKS):
+        out[s:s + CHUNK_BLOCKS] = _encode_chunk(blocks[s:s + CHUNK_BLOCKS])
+    return out
+
+
+def _encode_chunk(blocks):
+    import numpy as np
+
+    x = np.ascontiguousarray(np.asarray(blocks, dtype=np.float32).T)   # (8, B)
+    # |x| as int32 bit patterns: same order and equality as the floats (a >= +0, no NaN)
+    a = x.view(np.int32) & np.int32(0x7FFFFFFF)
+    negbits = _flags(x < 0)
+    # integer candidate: i = first largest, j = first largest among the others
+    mx = a.max(axis=0)
+    eq = a == mx
+    eqbits = _flags(eq)
+    i = _lowest_bit_index(eqbits)
+    rest = eqbits & (eqbits - np.uint8(1))
+    several = rest != 0
+    a2 = a | -eq.view(np.int8).astype(np.int32)           # the largest ones -> -1
+    mx2 = a2.max(axis=0)
+    j_single = _lowest_bit_index(_flags(a2 == mx2) | several.view(np.uint8))
+    j = np.where(several, _lowest_bit_index(rest | ~several.view(np.uint8) & np.uint8(1)),
+                 j_single)
+    mxf = mx.view(np.float32)
+    s1 = mxf + np.where(several, mx, mx2).view(np.float32)
+    # half candidate: flip the first smallest when the sign count is odd
+    odd = np.bitwise_count(negbits) & np.uint8(1)
+    m = _lowest_bit_index(_flags(a == a.min(axis=0)))
+    flipbits = (odd << m).astype(np.uint8)
+    shifts = np.arange(8, dtype=np.uint8)[:, None]
+    signs = ((flipbits[None, :] >> shifts) & np.uint8(1)).astype(np.uint32) << np.uint32(31)
+    terms = (a.view(np.uint32) | signs).view(np.float32)    # a >= +0: OR sets the sign
+    t = np.float32(0) + terms[0]
+    for k in range(1, 8):
+        t += terms[k]
+    s2 = np.float32(0.5) * t
+    half = (negbits ^ flipbits) & np.uint8(0x7F)
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    lo16, hi16 = lo.astype(np.int16), hi.astype(np.int16)
+    pair = lo16 * 7 - (lo16 * (lo16 - 1)) // 2 + (hi16 - lo16 - 1)      # index in PAIRS
+    integer = 128 + 4 * pair + 2 * ((negbits >> lo) & 1) + ((negbits >> hi) & 1)
+    return np.where(s1 > s2, integer, half).astype(np.uint8)

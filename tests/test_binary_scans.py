@@ -1,0 +1,221 @@
+"""BinaryIndex fast scans pinned to brute force: Hamming top-k (integer distances) and the
+bit-plane prefilter of float queries, on built ties and near-ties large enough to prune."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from binary_helpers import clustered, make_codec
+from clark_hash_web.codecs import bitpack
+from clark_hash_web.codecs.base import EncodedBatch
+from clark_hash_web.codecs.e8 import E8Codes, E8Config
+from clark_hash_web.index import bit_scan
+from clark_hash_web.index.binary import BinaryIndex
+from clark_hash_web.index.code_columns import CodeColumns
+
+
+def total_order_ranking(scores, rows=None):
+    """Row numbers by descending float32 (IEEE total order), ties by row: the reference rule."""
+    bits = np.asarray(scores, dtype=np.float32).view(np.uint32).astype(np.int64)
+    key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
+    rows = np.arange(len(key)) if rows is None else np.asarray(rows)
+    return rows[np.lexsort((rows, -key))]
+
+
+def tied_codes(codec, n, seed):
+    """Codes with built ties and near-ties around a query.
+
+    Duplicates of a few base codes (exact ties), and codes one or two bit flips
+    away from the query's own code (integer-distance ties; float near-ties:
+    flipping bit a on and bit b off changes the score by 2(|q_a| - |q_b|)).
+    """
+    rng = np.random.default_rng(seed)
+    d = codec.config.input_dim
+    x = clustered(n, d, seed=seed)
+    codes = np.asarray(codec.encode(x).codes).copy()
+    q = codec.sketch_query(x[0])
+    qcode = np.frombuffer(q.code, dtype=np.uint8)
+    m = codec.config.n_bits
+    order = np.argsort(np.abs(np.asarray(q.values, dtype=np.float64)), kind="stable")
+    near = []
+    for t in range(min(40, m - 1)):                       # pairs of nearly equal |q|
+        a, b = order[t], order[t + 1]
+        c = qcode.copy()
+        c[a // 8] ^= 1 << (a % 8)
+        c[b // 8] ^= 1 << (b % 8)
+        near.append(c)
+    for a in order[:40]:                                  # single flips: distance 1
+        c = qcode.copy()
+        c[a // 8] ^= 1 << (a % 8)
+        near.append(c)
+    near = np.array(near)
+    pos = rng.choice(n, size=len(near) * 3, replace=False)
+    codes[pos] = np.concatenate([near, near, near])       # each near code three times
+    dup = rng.choice(n, size=200, replace=False)
+    codes[dup] = codes[rng.integers(0, 5, size=200)]      # exact duplicates of rows 0..4
+    return EncodedBatch(codec.config, codes), q
+
+
+@pytest.mark.parametrize("name,d,m", [("sign", 64, 64), ("sign_hadamard", 48, 64),
+                                      ("lsh", 32, 100), ("itq", 40, 40)])
+def test_hamming_top_k_and_distances_equal_brute_force(name, d, m):
+    codec = make_codec(name, d, m, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=len(name) + m)
+    index = BinaryIndex(codec)
+    index.add_encoded(enc, ids=np.arange(10, 10 + len(enc)))
+    dist = np.asarray(codec.hamming(q, enc))
+    ref = np.lexsort((np.arange(len(dist)), dist))
+    for k in (1, 3, 10, 57, 200, 6000, 7000):
+        ids, got = index.search_hamming(q, k)
+        want = ref[:k]
+        assert ids == (want + 10).tolist()
+        assert got.dtype == np.int64 and got.tolist() == dist[want].tolist()
+        ids2, scores = index.search(q, k, scoring="hamming")
+        assert ids2 == ids
+        assert scores.tobytes() == bitpack.hamming_score_numpy(dist[want], m).tobytes()
+    for t in (0, 1, 2, 9):
+        ids, got = index.search_hamming(q, 50, max_hamming=t)
+        want = [r for r in ref if dist[r] <= t][:50]
+        assert ids == [r + 10 for r in want] and all(h <= t for h in got)
+
+
+@pytest.mark.parametrize("name,d,m", [("sign", 64, 64), ("sign_hadamard", 48, 64),
+                                      ("lsh", 32, 100), ("itq", 40, 40)])
+def test_float_query_ranking_equals_brute_force_with_ties_and_near_ties(name, d, m):
+    codec = make_codec(name, d, m, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=m)
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    ref = total_order_ranking(scores)
+    for k in (1, 5, 10, 41, 121, 500):
+        ids, got = index.search(q, k)
+        assert ids == ref[:k].tolist()
+        assert got.tobytes() == scores[ref[:k]].tobytes()
+    # the prefilter pruned: the test exercises the bound, not a full scan
+    bound = bit_scan.PlaneBound(q.values, q.code, index._store.words,
+                                (codec.config.code_bytes + 1) // 2, 4)
+    assert len(bound.survivors(index._store.columns(), 10)) < len(enc) // 2
+
+
+def test_float_query_exact_ties_keep_insertion_order_across_the_cut():
+    """k cuts through a group of identical codes: the earliest rows win."""
+    codec = make_codec("sign", 64, 64, "numpy")
+    x = clustered(3000, 64, seed=3)
+    codes = np.asarray(codec.encode(x).codes).copy()
+    q = codec.sketch_query(x[7])
+    best = np.frombuffer(q.code, dtype=np.uint8)
+    where = np.sort(np.random.default_rng(0).choice(3000, 30, replace=False))
+    codes[where] = best
+    where = np.flatnonzero((codes == best).all(axis=1))     # row 7 itself is one of them
+    assert len(where) >= 30
+    index = BinaryIndex(codec)
+    index.add_encoded(EncodedBatch(codec.config, codes))
+    for k in (1, 12, 30, 31):
+        ids, _ = index.search(q, k)
+        assert ids == where[:k].tolist()
+
+
+def test_plane_bound_holds_for_every_row():
+    """The integer sums bound every exact float32 score (checked row by row)."""
+    codec = make_codec("lsh", 32, 96, "numpy")
+    enc, q = tied_codes(codec, 3000, seed=1)
+    cols = CodeColumns(codec.config.code_bytes)
+    cols.append(enc.codes)
+    exact = np.asarray(codec.score(q, enc), dtype=np.float64)
+    a = np.abs(np.asarray(q.values, dtype=np.float64))
+    for bits in (2, 4, 8):
+        pb = bit_scan.PlaneBound(q.values, q.code, cols.words, 6, bits)
+        sums = pb.sums(cols.columns()).astype(np.float64)
+        s = a.max() / ((1 << bits) - 1)
+        approx = a.sum() - 2 * s * sums
+        half_width = pb.slack * s                 # slack covers (E+ - E- + 2R) / (2s)
+        assert np.all(np.abs(exact - approx) <= 2 * half_width)
+        assert np.all(sums >= 0)
+
+
+def test_prefiltered_float_search_and_empty_index():
+    codec = make_codec("sign_hadamard", 32, 32, "numpy")
+    index = BinaryIndex(codec)
+    x = clustered(500, 32, seed=9)
+    ids, scores = index.search(x[0], 5)
+    assert ids == [] and len(scores) == 0
+    assert index.search_hamming(x[0], 5)[0] == []
+    index.add(x)
+    enc = codec.encode(x)
+    q = codec.sketch_query(x[3])
+    cand = index.hamming_candidates(q, candidates=80)
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    want = total_order_ranking(scores[cand], cand)[:10]
+    ids, got = index.search(q, 10, candidates=80)
+    assert ids == want.tolist() and got.tobytes() == scores[want].tobytes()
+
+
+def test_e8_search_equals_brute_force_with_duplicates():
+    codec = E8Codes(E8Config(40), "numpy")
+    x = clustered(2000, 40, seed=2)
+    x[100:400] = x[:300:1]                                  # duplicates
+    index = BinaryIndex(codec)
+    index.add(x)
+    enc = codec.encode(x)
+    for qi in (0, 5, 150):
+        q = codec.sketch_query(x[qi])
+        scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+        ref = total_order_ranking(scores)
+        ids, got = index.search(q, 25)
+        assert ids == ref[:25].tolist() and got.tobytes() == scores[ref[:25]].tobytes()
+
+
+@pytest.mark.parametrize("code_bytes,word_bytes", [(48, 8), (5, 8), (13, 8), (48, 2), (7, 2)])
+def test_code_columns_round_trip_growth_and_keep(code_bytes, word_bytes):
+    rng = np.random.default_rng(code_bytes)
+    codes = rng.integers(0, 256, size=(3000, code_bytes), dtype=np.uint8)
+    cols = CodeColumns(code_bytes, word_bytes)
+    for s, e in ((0, 1), (1, 1), (1, 700), (700, 2100), (2100, 3000)):
+        cols.append(codes[s:e])
+    assert len(cols) == 3000 and cols.rows().tobytes() == codes.tobytes()
+    assert cols.rows([5, 0, 2999]).tobytes() == codes[[5, 0, 2999]].tobytes()
+    pairs = bitpack.u16_columns(codes)
+    for p, col in enumerate(cols.pair_columns()):
+        assert np.array_equal(col, pairs[p])
+    keep = np.flatnonzero(rng.random(3000) < 0.5)
+    cols.keep(keep)
+    assert cols.rows().tobytes() == codes[keep].tobytes()
+    cols.append(codes[:3])
+    assert cols.rows().tobytes() == np.concatenate([codes[keep], codes[:3]]).tobytes()
+    with pytest.raises(ValueError):
+        cols.append(codes[:, :code_bytes - 1] if code_bytes > 1 else codes[:, :0])
+
+
+def test_smallest_uses_insertion_order_for_ties():
+    v = np.array([3, 1, 2, 1, 0, 3, 1, 2], dtype=np.uint16)
+    assert bit_scan.smallest(v, 3, 3).tolist() == [4, 1, 3]
+    assert bit_scan.smallest(v, 5, 3).tolist() == [4, 1, 3, 6, 2]
+    assert bit_scan.smallest(v, 20, 3).tolist() == [4, 1, 3, 6, 2, 7, 0, 5]
+    assert bit_scan.smallest(v, 0, 3).tolist() == []
+
+
+def test_top_scores_uses_the_total_order_of_float32():
+    from clark_hash_web.index.binary import top_scores
+
+    s = np.array([-0.0, 0.0, -0.0, 1.0, -1.0, 0.0, np.float32(1e-45)], dtype=np.float32)
+    assert top_scores(s, 7).tolist() == total_order_ranking(s).tolist() == [3, 6, 1, 5, 0, 2, 4]
+    for k in range(8):
+        assert top_scores(s, k).tolist() == total_order_ranking(s)[:k].tolist()
+
+
+def test_search_hamming_is_the_same_on_both_backends():
+    x = clustered(400, 32, seed=12)
+    x = np.concatenate([x, x[:50]])
+    out = []
+    for backend in ("numpy", "python"):
+        codec = make_codec("lsh", 32, 48, backend)
+        index = BinaryIndex(codec)
+        index.add(x if backend == "numpy" else x.tolist(), ids=[f"r{i}" for i in range(450)])
+        out.append([index.search_hamming(x[i] if backend == "numpy" else x[i].tolist(), 30,
+                                         max_hamming=m) for i, m in ((0, None), (3, 6))])
+    for (ia, da), (ib, db) in zip(*out):
+        assert ia == ib and list(map(int, da)) == list(db) and isinstance(db, list)
+    with pytest.raises(Exception, match="Hamming"):
+        BinaryIndex(E8Codes(E8Config(16), "numpy")).search_hamming(np.ones(16), 3)
