@@ -236,3 +236,8 @@ def test_cli_train_writes_a_config_file_that_encode_uses(tmp_path, monkeypatch, 
     assert main(["train", "--codec", "learned-e8", "base.npy", "x.chs",
                  "--options", "center=maybe"]) == 2
     assert "center must be true or false, got 'maybe'" in capsys.readouterr().err
+
+
+def test_default_group_is_16_when_it_divides_else_8():
+    assert train_learned_e8(anisotropic(200, 64), iterations=1).group == 16
+    assert train_learned_e8(anisotropic(200, 24), iterations=1).group == 8
