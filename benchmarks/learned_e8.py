@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/learned_e8.py [--part ablation,cross,speed] [--out benchmarks/results/learned_e8.json]
+    python benchmarks/learned_e8.py [--part ablation,cross,speed,decoder] [--out benchmarks/results/learned_e8.json]
 
 Needs the embeddings of ``embed_corpora.py`` (``.cache/embeddings/``):
 ``sotu_corpus.npy`` / ``sotu_queries.npy`` (30k base vectors, 1k held-out
@@ -130,6 +130,40 @@ def cross(log, group=16):
     return {"group": group, "rows": rows}
 
 
+def decoder(log, prior=5.0):
+    """Learned per-(block, code) centroids instead of the fixed roots in the query tables.
+
+    Codes stay E8 (default head); each (block, code) decodes to the mean of
+    the rotated training blocks that chose it, shrunk towards the scaled root
+    (``prior`` pseudo-counts). Training rows: all 30k base vectors.
+    """
+    base, queries = load_sotu()
+    truth = exact_top10(base, queries)
+    roots = _roots64()
+    rows = []
+    for g in (8, 16):
+        codec = LearnedE8(train_learned_e8(base, seed=0, group=g), "numpy")
+        y = codec._padded_numpy(base)
+        codes = e8_codes_numpy(y)
+        nb = codes.shape[1]
+        yb = y.reshape(len(y), nb, 8).astype(np.float64)
+        cent, cnt = np.zeros((nb, 256, 8)), np.zeros((nb, 256))
+        for b in range(nb):
+            np.add.at(cent[b], codes[:, b], yb[:, b])
+            np.add.at(cnt[b], codes[:, b], 1)
+        scale = np.einsum("nbk,nbk->", yb, roots[codes]) / (2 * len(y) * nb)
+        table = (cent + prior * scale * roots[None]) / (cnt[..., None] + prior)
+        dec = table[np.arange(nb)[None, :], codes].reshape(len(y), -1).astype(np.float32)
+        s = codec._padded_numpy(queries) @ dec.T
+        top = np.argpartition(-s, 10, axis=1)[:, :10]
+        r = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(top, truth)]))
+        row = {"group": g, "roots recall@10": round(recall10(codec, base, queries, truth), 4),
+               "centroids recall@10": round(r, 4)}
+        rows.append(row)
+        log(json.dumps(row))
+    return {"prior": prior, "rows": rows}
+
+
 def speed(log, groups=(8, 16, 384), reps=5, n=10_000):
     base, _ = load_sotu()
     x = base[:n]
@@ -172,7 +206,8 @@ def main(argv=None):
                 "machine": {"python": platform.python_version(), "numpy": np.__version__}})
     log = lambda s: print(s, flush=True)  # noqa: E731
     for part in args.part.split(","):
-        out[part] = {"ablation": ablation, "cross": cross, "speed": speed}[part](log)
+        out[part] = {"ablation": ablation, "cross": cross, "speed": speed,
+                     "decoder": decoder}[part](log)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
