@@ -632,6 +632,8 @@ COMMANDS = {
              *_elsewhere(".sync.client", "add_push_arguments", "run_push")),
     "pull": ("pull a sync collection into a sketch file",
              *_elsewhere(".sync.client", "add_pull_arguments", "run_pull")),
+    "user": ("manage sync users and their tokens (admin token)",
+             *_elsewhere(".sync.client", "add_user_arguments", "run_user")),
 }
 
 

@@ -380,7 +380,8 @@ def test_cli_without_numpy_writes_the_same_file(work, capsys):
 def test_subcommands_from_other_modules(capsys, monkeypatch):
     from clark_hash_web import cli
 
-    for name, flag in (("serve", "--port"), ("push", "--collection"), ("pull", "--token-file")):
+    for name, flag in (("serve", "--port"), ("push", "--collection"), ("pull", "--token-file"),
+                       ("user", "revoke")):
         with pytest.raises(SystemExit) as exc:
             main([name, "--help"])
         assert exc.value.code == 0 and flag in capsys.readouterr().out
