@@ -363,10 +363,6 @@ class LearnedE8(E8Codes):
         return np.concatenate([e8_codes_numpy(self._padded_numpy(rows[i:i + chunk]))
                                for i in range(0, len(rows), chunk)])
 
-    def decode_sketch(self, encoded):
-        """The chosen roots in the rotated space, (N, D) float32 (see E8 codec)."""
-        return super().decode_sketch(encoded)
-
 
 # ---------------------------------------------------------------------------
 # training (numpy, float64)
@@ -472,12 +468,12 @@ def _assignment(x, D, g, how, rng):
     return slots
 
 
-def _fit_weights(yq_blocks, codes_blocks, target, n_groups_of_pairs):
-    """Least squares w (nb,) on per-query-centered features and targets."""
+def _fit_weights(feats, target, n_queries):
+    """Least squares w (nb,) on per-query-centered features and targets (mean 1)."""
     import numpy as np
 
-    f, t = yq_blocks, target
-    q = n_groups_of_pairs
+    f, t = feats, target
+    q = n_queries
     f = f.reshape(q, -1, f.shape[1])
     t = t.reshape(q, -1)
     f = f - f.mean(axis=1, keepdims=True)
@@ -612,7 +608,7 @@ def train_learned_e8(sample, seed: int = 0, group=None, iterations: int = 10,
         feats = np.take_along_axis(tables[:, None, :, :], picked[..., None].astype(np.intp),
                                    axis=3)[..., 0].reshape(-1, nb)
         target = np.take_along_axis(cos, pick, axis=1).ravel()
-        w = _fit_weights(feats, None, target, nq)
+        w = _fit_weights(feats, target, nq)
         if not np.isfinite(w).all() or (w <= 0).any():
             w = np.clip(np.nan_to_num(w, nan=1.0), 0.05, None)
     perm = np.where(slots < 0, PAD, slots).astype("<u2")
