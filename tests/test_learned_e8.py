@@ -34,13 +34,17 @@ def data():
 
 @pytest.fixture(scope="module")
 def trained(data):
-    return train_learned_e8(data[:2000], seed=5, group=16, iterations=8, queries=100)
+    return train_learned_e8(data[:2000], **TRAIN)
+
+
+TRAIN = dict(seed=5, group=16, iterations=8, queries=100, center=True, weights=True,
+             assign="balanced", init="random")
 
 
 def test_same_data_and_seed_give_same_bytes_other_seed_differs(data, trained):
-    again = train_learned_e8(data[:2000], seed=5, group=16, iterations=8, queries=100)
+    again = train_learned_e8(data[:2000], **TRAIN)
     assert again.to_bytes() == trained.to_bytes()
-    other = train_learned_e8(data[:2000], seed=6, group=16, iterations=8, queries=100)
+    other = train_learned_e8(data[:2000], **{**TRAIN, "seed": 6})
     assert other.to_bytes() != trained.to_bytes()
     assert other.train_fingerprint != trained.train_fingerprint
 
@@ -232,3 +236,8 @@ def test_cli_train_writes_a_config_file_that_encode_uses(tmp_path, monkeypatch, 
     assert main(["train", "--codec", "learned-e8", "base.npy", "x.chs",
                  "--options", "center=maybe"]) == 2
     assert "center must be true or false, got 'maybe'" in capsys.readouterr().err
+
+
+def test_default_group_is_16_when_it_divides_else_8():
+    assert train_learned_e8(anisotropic(200, 64), iterations=1).group == 16
+    assert train_learned_e8(anisotropic(200, 24), iterations=1).group == 8
