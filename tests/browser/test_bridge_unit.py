@@ -232,3 +232,16 @@ def test_config_of_takes_one_of_spec_fields_bytes():
         bb.config_of(spec="nope:384")
     info = bb.config_info(registry.config_from_spec("e8:384"))
     assert info["codec"]["name"] == "e8" and info["code_bytes"] == 48
+
+
+def test_clark_hash_sketch_file_import_plans():
+    """Clark Hash imports go through the same plan (no codec-specific code checks needed)."""
+    from clark_hash_web.formats import sketch_file
+
+    data = rows(30, 9)
+    store = bb.BrowserStore(CFG.to_bytes(), "python")
+    enc = ClarkHash(CFG, backend="numpy").encode(data)
+    plan = store.plan_import(sketch_file.to_bytes(CFG, enc.codes_bytes(), enc.norm_codes_bytes(),
+                                                  [f"x{i}" for i in range(30)]))
+    assert store.commit(plan["token"]) == [f"x{i}" for i in range(30)]
+    assert store.codes()["codes"] == enc.codes_bytes()
