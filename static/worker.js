@@ -11,6 +11,11 @@
  * only moves bytes between Python and IndexedDB (idb-store.js). A write is
  * planned in Python, written in one transaction, and applied to the
  * in-memory index only after the transaction committed.
+ *
+ * Search: Clark Hash stores through the JS prefilter (prefilter-scan.js) and
+ * exact ranking in Python; binary and E8 stores through the exact JS table
+ * scan (table-scan.js); with {rescore: N}, the best N of either are re-ranked
+ * in JS from the store's int8 rows (two-stage stores, vectors: "int8").
  */
 
 import * as idb from "./idb-store.js";
