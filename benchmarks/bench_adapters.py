@@ -22,6 +22,12 @@ try:
     from clark_hash_web.codecs.e8 import E8Codes, E8Config
 except ImportError:  # older checkouts without the E8 codec
     E8Codes = None
+try:
+    from clark_hash_web.codecs.learned_e8 import LearnedE8, train_learned_e8
+except ImportError:  # checkouts without the learned E8 head
+    LearnedE8 = None
+
+NO_HAMMING = ("e8", "learned e8")
 
 
 class PackageBinaryMethod(quality.Method):
@@ -33,13 +39,17 @@ class PackageBinaryMethod(quality.Method):
         self.name = f"{name} {n_bits} bits, {'float query' if scoring == 'asymmetric' else 'hamming'}"
         if name == "e8":
             self.name = f"e8 lattice {n_bits // 8} blocks, float query"
+        if name == "learned e8":
+            self.name = f"learned e8 {n_bits // 8} blocks (g=16), float query"
         self.make_codec = make_codec
         self.scoring = scoring
         self.learned = learned
         self.bytes_per_vector = -(-n_bits // 8)
         self.codec = None
         if learned:
-            self.note = "trained on the corpus itself (ITQ head, numpy)"
+            self.note = ("trained on the corpus itself (learned E8 head: rotation + query weights, "
+                         "numpy)" if name == "learned e8" else
+                         "trained on the corpus itself (ITQ head, numpy)")
 
     def fit(self, train):
         self.codec = self.make_codec(train)
@@ -71,6 +81,9 @@ def _codecs(d, itq_sample_rows=20_000):
            ("itq", lambda t: ITQ(train_itq(t[:itq_sample_rows], d // 2), "numpy"), d // 2, True)]
     if E8Codes is not None:
         out.insert(0, ("e8", lambda t: E8Codes(E8Config(d), "numpy"), 8 * (-(-d // 8)), False))
+    if LearnedE8 is not None:
+        out.insert(1, ("learned e8", lambda t: LearnedE8(train_learned_e8(t, seed=0), "numpy"),
+                       8 * (-(-d // 8)), True))
     if h != d:
         out.append(("sign_bits hadamard", lambda t: SignBits(SignBitsConfig(d, h, rotation="hadamard"),
                                                              "numpy"), h, False))
@@ -82,7 +95,7 @@ def methods(d, train):
     ms = []
     for label, make, n_bits, learned in _codecs(d):
         ms.append(PackageBinaryMethod(label, make, n_bits, "asymmetric", learned))
-        if n_bits == d and label != "e8":
+        if n_bits == d and label not in NO_HAMMING:
             ms.append(PackageBinaryMethod(label, make, n_bits, "hamming", learned))
     return ms
 
@@ -98,7 +111,7 @@ def throughput(x, queries, scan_rate, best_time):
         t, enc = best_time(lambda: codec.encode(x))
         index = BinaryIndex(codec)
         index.add_encoded(enc)
-        for scoring in ("asymmetric", "hamming")[:1 if label == "e8" else 2]:
+        for scoring in ("asymmetric", "hamming")[:1 if label in NO_HAMMING else 2]:
             rows.append({"method": PackageBinaryMethod(label, make, n_bits, scoring).name,
                          "family": "package", "bytes_per_vector": codec.code_bytes,
                          "encode_vectors_per_s": len(x) / t,
@@ -125,6 +138,9 @@ def package_two_stage(corpus, queries, exact_top, workdir, multiplier=10):
               lambda: BinaryIndex(SignBits(SignBitsConfig(d, d), "numpy"))}
     if E8Codes is not None:
         stage1["e8 lattice, float query (BinaryIndex)"] = lambda: BinaryIndex(E8Codes(E8Config(d), "numpy"))
+    if LearnedE8 is not None:
+        stage1["learned e8 (trained on the corpus), float query (BinaryIndex)"] = \
+            lambda: BinaryIndex(LearnedE8(train_learned_e8(corpus, seed=0), "numpy"))
     out = []
     for name, make in stage1.items():
         for kind in ("float32", "int8"):

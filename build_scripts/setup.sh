@@ -29,6 +29,10 @@ apt_install() {
 command -v chromium >/dev/null 2>&1 || apt_install chromium
 command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless   # pyspark (scale-out extra)
 
+# PostgreSQL server binaries for the sync store tests (initdb/pg_ctl in /usr/lib/postgresql/*/bin;
+# the tests start a throwaway cluster of their own, no service is used)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+
 # --- Python --------------------------------------------------------------------
 py_want="$(fingerprint pyproject.toml)"
 if [ -x .venv/bin/python ] && [ -x .venv/bin/clark-hash ] && [ "$(cat .venv/.setup-stamp 2>/dev/null)" = "$py_want" ]; then

@@ -558,9 +558,10 @@ def _add_train(p):
     p.add_argument("input", help=".npy (2-D) sample of your own embeddings to train on")
     p.add_argument("output", help="sketch file to write: the trained config, no rows yet "
                                   "(use it with `encode --config`)")
-    p.add_argument("--codec", default="itq", help="trained codec (default itq)")
+    p.add_argument("--codec", default="itq", help="trained codec: itq (default) or learned-e8")
     p.add_argument("--options", metavar="KEY=VALUE,...", default="",
-                   help="training options, e.g. n_bits=256,iterations=50 for itq")
+                   help="training options, e.g. n_bits=256,iterations=50 for itq, "
+                        "group=16,iterations=20 for learned-e8")
     p.add_argument("--seed", type=_int_auto, default=0, help="training seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
 
@@ -631,6 +632,8 @@ COMMANDS = {
              *_elsewhere(".sync.client", "add_push_arguments", "run_push")),
     "pull": ("pull a sync collection into a sketch file",
              *_elsewhere(".sync.client", "add_pull_arguments", "run_pull")),
+    "user": ("manage sync users and their tokens (admin token)",
+             *_elsewhere(".sync.client", "add_user_arguments", "run_user")),
 }
 
 

@@ -28,6 +28,7 @@ import { ClarkHashStore } from "./static/clark-hash-store.js";
 import { Embedder } from "./static/embedder.js";
 import { NotesDB } from "./notes-db.js";
 import { ClarkHashSync, syncStatusText } from "./static/sync.js";
+import { newRandomKeyText } from "./static/sync-crypto.js";
 import { DEFAULT_NOTES } from "./default-notes.js";
 
 const STORE_NAME = "demo-notes";
@@ -35,6 +36,9 @@ const CONFIG = { inputDim: 384 }; // defaults: 96 coordinates x 4 bits = 48-byte
 const TOP_K = 10;
 const SEARCH_DELAY_MS = 120;
 const TOKEN_KEY = "clark-hash-demo:sync-token"; // localStorage
+// The passphrase stays on this device (localStorage) so offline reloads keep encrypting;
+// the server only ever gets ciphertext (static/sync-crypto.js).
+const PASS_KEY = "clark-hash-demo:sync-passphrase";
 const WORDS_ONLY = "Model unavailable: showing word matches only.";
 
 const $ = (id) => document.getElementById(id);
@@ -343,10 +347,25 @@ function onRemoteChange({ removed }) {
   });
 }
 
+/** Note texts that arrived (decrypted) from another device: stored before their sketches. */
+async function applyRemoteTexts(texts) {
+  const now = Date.now();
+  const notes = [];
+  for (const [id, text] of texts) {
+    const note = state.notes.get(id) ?? { id, created: now, sketched: true };
+    Object.assign(note, { text, updated: now });
+    state.notes.set(id, note);
+    notes.push(note);
+  }
+  await state.notesDb.put(notes);
+}
+
 /** (Re)open the sync client with `token` (may be empty: edits are queued, nothing is sent). */
-async function openSync(token) {
+async function openSync(token, passphrase = localStorage.getItem(PASS_KEY) ?? "") {
   state.sync?.close();
-  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME, autoSync: Boolean(token) });
+  const notes = { text: async (id) => state.notes.get(id)?.text ?? null, apply: applyRemoteTexts };
+  const sync = await ClarkHashSync.open({ store: state.store, token, collection: STORE_NAME,
+                                          autoSync: Boolean(token), passphrase, notes });
   sync.addEventListener("state", (e) => { if (state.sync === sync) showSyncState(e.detail); }); // not a closed one
   sync.addEventListener("change", (e) => onRemoteChange(e.detail));
   state.sync = sync;
@@ -364,6 +383,19 @@ function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
   return serialized(() => openSync(token)); // never swap clients in the middle of a write
+}
+
+function setPassphrase(passphrase) {
+  if (passphrase) localStorage.setItem(PASS_KEY, passphrase);
+  else localStorage.removeItem(PASS_KEY);
+  return serialized(() => openSync(localStorage.getItem(TOKEN_KEY) ?? "", passphrase));
+}
+
+function newKey() {
+  const key = newRandomKeyText();
+  $("sync-passphrase").value = key;
+  say(`New random key (shown once; type it on your other devices): ${key}`);
+  return setPassphrase(key);
 }
 
 // ---------------------------------------------------------------- start-up
@@ -467,6 +499,7 @@ async function main() {
   (await state.store.ids()).forEach((id) => state.sketchIds.set(String(id), id));
   render();
   $("sync-token").value = localStorage.getItem(TOKEN_KEY) ?? "";
+  $("sync-passphrase").value = localStorage.getItem(PASS_KEY) ?? "";
   await openSync($("sync-token").value.trim());
 
   try {
@@ -479,12 +512,16 @@ async function main() {
   await setSearchMode("meaning", "Searching by meaning (all-MiniLM-L6-v2).");
   mark("meaningReady");
   say(`Ready: ${fmt(state.notes.size)} notes.`);
-  for (const id of ["add-note", "import-file", "export", "sync-token", "sync-now"]) $(id).disabled = false;
+  for (const id of ["add-note", "import-file", "export", "sync-token", "sync-passphrase", "sync-new-key", "sync-now"]) {
+    $(id).disabled = false;
+  }
   $("add-note").addEventListener("click", addNote);
   $("new-note").addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) addNote(); });
   $("import-file").addEventListener("change", (ev) => { if (ev.target.files[0]) importFile(ev.target.files[0]); });
   $("export").addEventListener("click", exportFile);
   $("sync-token").addEventListener("change", (ev) => setToken(ev.target.value));
+  $("sync-passphrase").addEventListener("change", (ev) => setPassphrase(ev.target.value));
+  $("sync-new-key").addEventListener("click", newKey);
   $("sync-now").addEventListener("click", syncNow);
   render();
   document.body.dataset.ready = "true";

@@ -11,13 +11,27 @@
  *   await sync.delete(["note-1"]);                             // store.delete + queue
  *   await sync.syncNow();                                      // push the queue, pull deltas
  *
- * Status values: "idle" (in sync), "pending" (local edits queued), "syncing",
- * "offline" (network down or server unreachable; edits stay queued),
- * "error" (refused: bad token, config mismatch...; see state.lastError).
+ * Status values (honest: "idle" = in sync is only ever shown after a round trip
+ * that succeeded, and only until the next failure or local edit):
+ * "unsynced" (no successful round trip yet), "idle" (in sync), "pending"
+ * (local edits queued), "syncing", "offline" (network down or server
+ * unreachable; edits stay queued; state.lastSync = time of the last success,
+ * kept across reloads), "error" (refused: bad token, wrong passphrase, config
+ * mismatch...; see state.lastError).
  * With `autoSync` (default true) it syncs when the browser comes online, a
  * moment after each local edit, and every `intervalMs`.
  *
  * Ids: synced ids are strings (the server's rule); use string ids in a synced store.
+ *
+ * Note bodies (optional, end-to-end encrypted): pass `passphrase` (or a
+ * "chk1_..." random key, see sync-crypto.js) and `notes: {text(id) ->
+ * Promise<string|null>, apply(Map id -> text) -> Promise}`. Each pushed put
+ * then carries its note text encrypted (AES-GCM, key from PBKDF2 with the
+ * collection's salt); pulled payloads are decrypted and handed to
+ * notes.apply before the sketches change. A wrong passphrase is caught by the
+ * collection's key check before anything is sent or applied (status "error",
+ * lastError "Wrong passphrase ..."). Without a passphrase no text leaves the
+ * device and pulled payloads are ignored.
  *
  * Convergence rule (same as the server, see clark_hash_web/sync/store.py):
  * every change carries (Lamport clock, device name); for each id the change
@@ -26,18 +40,20 @@
  * seen + 1.
  *
  * IndexedDB: database "clark-hash-sync:" + store name + ":" + collection, version 1:
- *   state  key "state" -> {device, cursor, clock, outbox}
+ *   state  key "state" -> {device, cursor, clock, outbox, lastSync}
  *          outbox = {pushId, changes: [[id, "put"|"del", clock], ...]} while a
  *          push is in flight (a retry after a crash re-sends the same push id)
  *   items  key id (string) -> {clock, device, deleted, dirty}
  *          the version of every id this device knows; dirty = not yet pushed
  *
- * Wire format: the binary envelopes of clark_hash_web/formats/sync_wire.py around
- * sketch files (clark_hash_web/formats/sketch_file.py, ids kind 2); both are written
+ * Wire format: the binary envelopes of clark_hash_web/formats/sync_wire.py (v2:
+ * with a payload section) around sketch files (clark_hash_web/formats/sketch_file.py,
+ * format v2 written, v1 and v2 read, ids kind 2, any codec kind); both are written
  * and checked here byte for byte like the Python side.
  */
 
 import { openDB as openStoreDB } from "./idb-store.js";
+import { WrongKeyError, decryptNote, encryptNote, keyFromText, makeKeyCheck, verifyKeyCheck } from "./sync-crypto.js";
 
 const SYNC_MAGIC = "CHSYNCMS";
 const SKETCH_MAGIC = "CHSKETCH";
@@ -93,7 +109,7 @@ function withCrc(body) {
 }
 
 /**
- * Sketch file v1 bytes (ids kind 2), identical to Python's sketch_file.to_bytes.
+ * Sketch file v2 bytes (ids kind 2), identical to Python's sketch_file.to_bytes.
  * @param {{configBytes: Uint8Array, fingerprint: string, codeBytes: number, dot: boolean}} cfg
  * @param {Uint8Array} codes  n * codeBytes
  * @param {Uint16Array|null} norms
@@ -106,14 +122,14 @@ export function sketchFileBytes(cfg, codes, norms, ids) {
   const head = new Uint8Array(40);
   const dv = new DataView(head.buffer);
   head.set(ascii(SKETCH_MAGIC), 0);
-  dv.setUint16(8, 1, true);
-  head[10] = cfg.configBytes[0];
+  dv.setUint16(8, 2, true);  // format version 2
+  head[10] = cfg.configBytes[0];  // codec kind
   head[11] = cfg.dot ? 1 : 0;
   head[12] = 2;
-  dv.setUint16(14, cfg.configBytes.length, true);
   head.set(hexBytes(cfg.fingerprint), 16);
   dv.setBigUint64(24, BigInt(n), true);
   dv.setUint32(32, cfg.codeBytes, true);
+  dv.setUint32(36, cfg.configBytes.length, true);  // v2: u32 config length (v1: u16 at 14)
   const normBytes = cfg.dot ? new Uint8Array(2 * n) : new Uint8Array(0);
   if (cfg.dot) {
     const ndv = new DataView(normBytes.buffer);
@@ -128,8 +144,9 @@ export function sketchFileBytes(cfg, codes, norms, ids) {
 }
 
 /**
- * Parse a sketch file with string ids. Checks what Python's sketch_file.from_bytes checks
- * (header fields, lengths, CRC, ids, padding bits), comparing the config bytes with `expect`.
+ * Parse a sketch file (format v1 or v2) with string ids. Checks what Python's
+ * sketch_file.from_bytes checks (header fields, lengths, CRC, ids, Clark Hash padding
+ * bits), comparing the config bytes with `expect`.
  * @param {Uint8Array} u8
  * @param {{configBytes: Uint8Array, fingerprint: string, codeBytes: number, dot: boolean, padBits: number}} [expect]
  */
@@ -138,10 +155,13 @@ export function parseSketchFile(u8, expect) {
   if (u8.length < 44) fail("truncated");
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   if (String.fromCharCode(...u8.subarray(0, 8)) !== SKETCH_MAGIC) fail("bad magic");
-  if (dv.getUint16(8, true) !== 1) fail("unsupported version");
+  const version = dv.getUint16(8, true);
+  if (version !== 1 && version !== 2) fail(`unsupported version ${version}`);
   const flags = u8[11], idKind = u8[12];
-  if (flags & ~1 || u8[13] !== 0 || dv.getUint32(36, true) !== 0) fail("reserved bits set");
-  const C = dv.getUint16(14, true);
+  const reserved = version === 1 ? dv.getUint32(36, true) : dv.getUint16(14, true);
+  if (flags & ~1 || u8[13] !== 0 || reserved !== 0) fail("reserved bits set");
+  const C = version === 1 ? dv.getUint16(14, true) : dv.getUint32(36, true);
+  if (40 + C + 4 > u8.length) fail("truncated (config)");
   const fingerprint = bytesHex(u8.subarray(16, 24));
   const n = Number(dv.getBigUint64(24, true));
   const codeBytes = dv.getUint32(32, true);
@@ -190,29 +210,61 @@ export function parseSketchFile(u8, expect) {
   return { configBytes: u8.slice(40, 40 + C), fingerprint, codeBytes, n, codes, norms, ids };
 }
 
-/** A sync envelope (see clark_hash_web/formats/sync_wire.py). */
-export function envelopeBytes(kind, meta, sketch) {
+/** The payload section of a message: (n+1) u32 offsets, then the blobs (empty = no payload). */
+export function payloadSection(payloads) {
+  if (!payloads.some((p) => p && p.length)) return new Uint8Array(0);
+  const offs = new Uint8Array(4 * (payloads.length + 1));
+  const odv = new DataView(offs.buffer);
+  let o = 0;
+  payloads.forEach((p, i) => {
+    if (p && p.length > 65536) throw new SyncError("BadBody", `payload ${i} has ${p.length} bytes, at most 65536`);
+    o += p ? p.length : 0;
+    odv.setUint32(4 * (i + 1), o, true);
+  });
+  return concat([offs, ...payloads.filter((p) => p && p.length)]);
+}
+
+function parsePayloads(sec, n, fail) {
+  if (!sec.length) return new Array(n).fill(null);
+  const head = 4 * (n + 1);
+  if (!n || sec.length < head) fail("payload section too short");
+  const dv = new DataView(sec.buffer, sec.byteOffset, sec.byteLength);
+  if (dv.getUint32(0, true) !== 0 || head + dv.getUint32(4 * n, true) !== sec.length) fail("bad payload offsets");
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const a = dv.getUint32(4 * i, true), b = dv.getUint32(4 * i + 4, true);
+    if (b < a || b - a > 65536) fail(`bad payload ${i}`);
+    out.push(b > a ? sec.slice(head + a, head + b) : null);
+  }
+  return out;
+}
+
+/** A sync envelope, version 2 (see clark_hash_web/formats/sync_wire.py). */
+export function envelopeBytes(kind, meta, sketch, payloads = new Uint8Array(0)) {
   const m = new TextEncoder().encode(JSON.stringify(meta));
   const head = new Uint8Array(24);
   const dv = new DataView(head.buffer);
   head.set(ascii(SYNC_MAGIC), 0);
-  dv.setUint16(8, 1, true);
+  dv.setUint16(8, 2, true);
   head[10] = kind;
   dv.setUint32(12, m.length, true);
   dv.setUint32(16, sketch.length, true);
-  return withCrc(concat([head, m, sketch]));
+  dv.setUint32(20, payloads.length, true);
+  return withCrc(concat([head, m, sketch, payloads]));
 }
 
-/** Parse an envelope: {kind, meta, sketch (Uint8Array, may be empty)}. */
+/** Parse an envelope (v1 or v2): {kind, meta, sketch (may be empty), payloads (section bytes)}. */
 export function parseEnvelope(u8) {
   const fail = (m) => { throw new SyncError("BadBody", `sync message: ${m}`); };
   if (u8.length < 28) fail("truncated");
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   if (String.fromCharCode(...u8.subarray(0, 8)) !== SYNC_MAGIC) fail("bad magic");
-  if (dv.getUint16(8, true) !== 1) fail("unsupported version");
-  if (u8[11] !== 0 || dv.getUint32(20, true) !== 0) fail("reserved bytes must be 0");
+  const version = dv.getUint16(8, true);
+  if (version !== 1 && version !== 2) fail(`unsupported version ${version}`);
+  const P = dv.getUint32(20, true);
+  if (u8[11] !== 0 || (version === 1 && P !== 0)) fail("reserved bytes must be 0");
   const M = dv.getUint32(12, true), S = dv.getUint32(16, true);
-  if (24 + M + S + 4 !== u8.length) fail("truncated");
+  if (24 + M + S + P + 4 !== u8.length) fail("truncated");
   if (crc32(u8.subarray(0, u8.length - 4)) !== dv.getUint32(u8.length - 4, true)) fail("CRC mismatch");
   let meta;
   try {
@@ -221,7 +273,7 @@ export function parseEnvelope(u8) {
     fail("meta is not UTF-8 JSON");
   }
   if (!meta || typeof meta !== "object" || Array.isArray(meta)) fail("meta must be an object");
-  return { kind: u8[10], meta, sketch: u8.subarray(24 + M, 24 + M + S) };
+  return { kind: u8[10], meta, sketch: u8.subarray(24 + M, 24 + M + S), payloads: u8.subarray(24 + M + S, 24 + M + S + P) };
 }
 
 const isClock = (x) => Number.isSafeInteger(x) && x >= 0;
@@ -246,10 +298,11 @@ export function parsePullPage(u8, expect) {
   for (const k of ["put_clocks", "put_devices", "deletes"]) if (!Array.isArray(m[k] ?? [])) fail(`${k} is not a list`);
   const clocks = m.put_clocks ?? [], devices = m.put_devices ?? [], dels = m.deletes ?? [];
   if (clocks.length !== n || devices.length !== n) fail("put_clocks/put_devices do not match the sketch rows");
+  const payloads = parsePayloads(env.payloads, n, fail);
   const puts = [], deletes = [];
   for (let i = 0; i < n; i++) {
     if (!isClock(clocks[i]) || !isName(devices[i])) fail(`bad clock or device of put ${i}`);
-    puts.push({ id: sk.ids[i], clock: clocks[i], device: devices[i], deleted: false, row: i });
+    puts.push({ id: sk.ids[i], clock: clocks[i], device: devices[i], deleted: false, row: i, payload: payloads[i] });
   }
   const seen = new Set(sk ? sk.ids : []);
   for (const d of dels) {
@@ -312,6 +365,8 @@ export class ClarkHashSync extends EventTarget {
    * @param {boolean} [opts.autoSync=true]
    * @param {number} [opts.intervalMs=30000]
    * @param {number} [opts.chunkBytes]     largest push body (server limit: 8 MiB by default)
+   * @param {string} [opts.passphrase]     encrypts note bodies (or a "chk1_..." random key)
+   * @param {{text: Function, apply: Function}} [opts.notes]  note bodies to sync (see above)
    * @returns {Promise<ClarkHashSync>}
    */
   static async open(opts) {
@@ -328,8 +383,13 @@ export class ClarkHashSync extends EventTarget {
     this.url = (opts.url ?? location.origin).replace(/\/$/, "");
     this.chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     this.pullLimit = opts.pullLimit ?? 5000;
-    this.state = { status: "idle", pending: 0, cursor: 0, lastSync: null, lastError: null,
+    this.passphrase = opts.passphrase ?? "";
+    this.notes = opts.notes ?? null;
+    this.iterations = opts.iterations;  // PBKDF2 iterations: the default (600,000) unless a test lowers it
+    this.state = { status: "unsynced", pending: 0, cursor: 0, lastSync: null, lastError: null,
                    online: typeof navigator === "undefined" ? true : navigator.onLine };
+    this._outcome = "never";  // of the last round trip: "never" | "ok" | "offline" | "error"
+    this._syncing = false;
     this._running = null;
     this._timer = null;
   }
@@ -337,8 +397,9 @@ export class ClarkHashSync extends EventTarget {
   async _init(opts) {
     const cfg = await readStoreConfig(this.store.name);
     const c = this.store.config;
-    const codeBytes = Math.ceil(c.sketch_dim * c.bits / 8);
-    this.cfg = { ...cfg, codeBytes, dot: c.metric === "dot", padBits: codeBytes * 8 - c.sketch_dim * c.bits };
+    const clark = cfg.configBytes[0] === 1;  // codec kind 1: Clark Hash (padding bits checked here)
+    const codeBytes = c.code_bytes ?? Math.ceil(c.sketch_dim * c.bits / 8);
+    this.cfg = { ...cfg, codeBytes, dot: c.metric === "dot", padBits: clark ? codeBytes * 8 - c.sketch_dim * c.bits : 0 };
     if (cfg.fingerprint !== c.fingerprint) throw new SyncError("ConfigMismatch", "store meta and config disagree");
     this.db = await openSyncDB(`clark-hash-sync:${this.store.name}:${this.collection}`);
     let st = await req(this.db.transaction("state").objectStore("state").get("state"));
@@ -348,10 +409,11 @@ export class ClarkHashSync extends EventTarget {
     }
     this.device = st.device;
     this.state.cursor = st.cursor;
+    this.state.lastSync = st.lastSync ?? null;
     await this._countPending();
     if (opts.autoSync !== false) {
       this._onOnline = () => { this._set({ online: true }); this.syncNow().catch(() => {}); };
-      this._onOffline = () => this._set({ online: false, status: "offline" });
+      this._onOffline = () => { this._set({ online: false }); this._countPending().catch(() => {}); };
       addEventListener("online", this._onOnline);
       addEventListener("offline", this._onOffline);
       this._timer = setInterval(() => { if (navigator.onLine) this.syncNow().catch(() => {}); },
@@ -389,12 +451,20 @@ export class ClarkHashSync extends EventTarget {
     return new Map(keys.map((k, i) => [k, vals[i]]));
   }
 
+  /** The status from facts only: "idle" (in sync) needs a successful last round trip and no queue. */
+  _status(n) {
+    if (this._syncing) return "syncing";
+    if (!this.state.online || this._outcome === "offline") return "offline";
+    if (this._outcome === "error") return "error";
+    if (n) return "pending";
+    return this._outcome === "ok" ? "idle" : "unsynced";
+  }
+
   async _countPending() {
     const items = await this._allItems();
     let n = 0;
     for (const v of items.values()) if (v.dirty) n++;
-    const status = this.state.status === "syncing" ? "syncing" : n ? "pending" : this.state.status === "error" ? "error" : "idle";
-    this._set({ pending: n, status: this.state.online ? status : (n ? "offline" : status) });
+    this._set({ pending: n, status: this._status(n) });
     return n;
   }
 
@@ -465,24 +535,56 @@ export class ClarkHashSync extends EventTarget {
   }
 
   async _sync() {
+    this._syncing = true;
     this._set({ status: "syncing" });
     try {
       if (!this._collectionReady) {
-        await this._fetch("PUT", this._path(), this.cfg.configBytes);
+        const info = await (await this._fetch("PUT", this._path(), this.cfg.configBytes)).json();
+        await this._checkKey(info);  // a wrong passphrase stops here: nothing sent, nothing applied
         this._collectionReady = true;
       }
       await this._reconcile();
       const pushed = await this._push();
       const pulled = await this._pull();
-      this._set({ status: "idle", lastSync: Date.now(), lastError: null, online: true });
+      const now = Date.now();
+      const st = await this._getState();
+      st.lastSync = now;
+      await this._putState(st);
+      this._syncing = false;
+      this._outcome = "ok";
+      this._set({ lastSync: now, lastError: null });
       await this._countPending();
       return { pushed, pulled, cursor: this.state.cursor };
     } catch (e) {
-      const offline = e.type === "Offline";
-      this._set({ status: offline ? "offline" : "error", lastError: e.message, online: !offline });
+      this._syncing = false;
+      this._outcome = e.type === "Offline" ? "offline" : "error";
+      const message = e instanceof WrongKeyError
+        ? `Wrong passphrase for "${this.collection}": the notes on the server cannot be decrypted ` +
+          "with it. Nothing was sent and nothing here was changed."
+        : e.message;
+      this._set({ lastError: message });
       await this._countPending().catch(() => {});
       throw e;
     }
+  }
+
+  /** With a passphrase: derive the key from the collection's salt and check it (or set the check). */
+  async _checkKey(info) {
+    this.key = null;
+    if (!this.passphrase) return;
+    const key = await keyFromText(this.passphrase, hexBytes(info.salt), this.iterations);
+    if (info.key_check) {
+      await verifyKeyCheck(key, this.collection, hexBytes(info.key_check));
+    } else {
+      try {
+        await this._fetch("PUT", this._path("/key-check"), await makeKeyCheck(key, this.collection));
+      } catch (e) {
+        if (e.status !== 409) throw e;  // another device set it first: check against theirs
+        const again = await (await this._fetch("GET", this._path())).json();
+        await verifyKeyCheck(key, this.collection, hexBytes(again.key_check));
+      }
+    }
+    this.key = key;
   }
 
   /** Ids in the store that the sync state has never seen (e.g. a crash between writes) get queued. */
@@ -508,8 +610,14 @@ export class ClarkHashSync extends EventTarget {
     const cb = this.cfg.codeBytes;
     const puts = [], dels = [];
     for (const [id, op, clock] of changes) {
-      if (op === "put" && row.has(id)) puts.push([id, clock, row.get(id)]);
+      if (op === "put" && row.has(id)) puts.push([id, clock, row.get(id), null]);
       else dels.push([id, clock]);  // a put whose row is gone was deleted since: send a delete
+    }
+    if (this.key && this.notes) {  // note bodies, encrypted here: the server sees ciphertext only
+      for (const p of puts) {
+        const text = await this.notes.text(p[0]);
+        if (text != null) p[3] = await encryptNote(this.key, this.collection, p[0], text);
+      }
     }
     // chunks under the body limit (same estimate as sync_wire.split_for_push)
     const budget = Math.max(1, this.chunkBytes - 2048);
@@ -519,14 +627,15 @@ export class ClarkHashSync extends EventTarget {
       if ((cur.puts.length || cur.dels.length) && size + n > budget) { chunks.push(cur); cur = { puts: [], dels: [] }; size = 0; }
       cur[kind].push(x); size += n;
     };
-    for (const p of puts) add("puts", p, new TextEncoder().encode(p[0]).length + 21 + cb + 2);
+    for (const p of puts) add("puts", p, new TextEncoder().encode(p[0]).length + 25 + cb + 2 + (p[3] ? p[3].length : 0));
     for (const d of dels) add("dels", d, JSON.stringify(d[0]).length + 21);
     chunks.push(cur);
     let result = null;
     for (let k = 0; k < chunks.length; k++) {
       const c = chunks[k];
-      let sketch = new Uint8Array(0);
+      let sketch = new Uint8Array(0), payloads = new Uint8Array(0);
       if (c.puts.length) {
+        payloads = payloadSection(c.puts.map((p) => p[3]));
         const codes = new Uint8Array(c.puts.length * cb);
         const norms = this.cfg.dot ? new Uint16Array(c.puts.length) : null;
         c.puts.forEach(([, , r], i) => {
@@ -537,7 +646,7 @@ export class ClarkHashSync extends EventTarget {
       }
       const meta = { push_id: pushId, chunk: k, chunks: chunks.length, device: this.device,
                      put_clocks: c.puts.map((p) => p[1]), deletes: c.dels };
-      const resp = await this._fetch("POST", this._path("/push"), envelopeBytes(KIND_PUSH, meta, sketch));
+      const resp = await this._fetch("POST", this._path("/push"), envelopeBytes(KIND_PUSH, meta, sketch, payloads));
       result = await resp.json();
       if (result.status === "committed") break;
     }
@@ -580,6 +689,14 @@ export class ClarkHashSync extends EventTarget {
       // same version: make sure the store agrees (repairs a crash between the two databases)
       return same(ch, local) && !local.dirty && ch.deleted === present.has(ch.id);
     });
+    // note bodies first, all of them or none: a payload that does not decrypt stops the page
+    const texts = new Map();
+    if (this.key) {
+      for (const ch of winners) {
+        if (!ch.deleted && ch.payload) texts.set(ch.id, await decryptNote(this.key, this.collection, ch.id, ch.payload));
+      }
+    }
+    if (texts.size && this.notes) await this.notes.apply(texts);
     const remove = winners.filter((ch) => present.has(ch.id)).map((ch) => present.get(ch.id));
     if (remove.length) await this.store.delete(remove);
     const puts = winners.filter((ch) => !ch.deleted);
@@ -604,7 +721,8 @@ export class ClarkHashSync extends EventTarget {
     await done(tx);
     if (winners.length) {
       this.dispatchEvent(new CustomEvent("change", {
-        detail: { added: puts.map((c) => c.id), removed: winners.filter((c) => c.deleted).map((c) => c.id) },
+        detail: { added: puts.map((c) => c.id), removed: winners.filter((c) => c.deleted).map((c) => c.id),
+                  texts: [...texts.keys()] },
       }));
     }
   }
@@ -615,12 +733,18 @@ export class ClarkHashSync extends EventTarget {
  * @param {{status: string, pending: number, lastSync: number|null, lastError: string|null}} s
  */
 export function syncStatusText(s) {
-  const queued = s.pending ? `, ${s.pending} change${s.pending === 1 ? "" : "s"} queued` : "";
+  const n = s.pending ?? 0;
+  const count = `${n} change${n === 1 ? "" : "s"} queued`;
+  const queued = n ? `, ${count}` : "";
+  const last = s.lastSync ? `last sync ${new Date(s.lastSync).toLocaleTimeString()}` : "never synced";
   switch (s.status) {
     case "syncing": return `Syncing…${queued}`;
-    case "offline": return `Offline${queued || ", nothing queued"}`;
-    case "error": return `Sync error: ${s.lastError}${queued}`;
-    case "pending": return `Not synced yet${queued}`;
-    default: return s.lastSync ? `In sync (${new Date(s.lastSync).toLocaleTimeString()})` : "In sync";
+    case "offline": return s.online === false
+      ? `Offline, ${count} (${last})`
+      : `Server unreachable, ${count} (${last})`;
+    case "error": return `Sync error: ${s.lastError}${n ? ` (${count})` : ""}`;
+    case "pending": return `Not synced yet${queued} (${last})`;
+    case "idle": return `In sync (${new Date(s.lastSync).toLocaleTimeString()})`;
+    default: return `Not synced yet${queued} (${last})`;
   }
 }

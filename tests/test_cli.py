@@ -286,7 +286,7 @@ def test_pure_npy_reader_refusals(tmp_path):
     (["encode", "x.npy", "o.chs", "--codec", "e8:64"], "takes 64-dimensional vectors, the input has 32"),
     (["encode", "x.npy", "o.chs", "--codec", "pq"], "unknown codec 'pq'"),
     (["encode", "x.npy", "o.chs", "--codec", "itq"], "ITQ is trained"),
-    (["train", "x.npy", "o.chs", "--codec", "e8"], "e8 is not trained (trained codecs: itq)"),
+    (["train", "x.npy", "o.chs", "--codec", "e8"], "e8 is not trained (trained codecs: itq, learned-e8)"),
     (["train", "x.npy", "o.chs", "--options", "n_bits"], "'n_bits' is not KEY=VALUE"),
     (["train", "x.npy", "o.chs", "--options", "colour=red"], "--options for itq:"),
     (["encode", "x.npy", "o.chs", "--bits", 9], "bits must be in 1..8"),
@@ -380,7 +380,8 @@ def test_cli_without_numpy_writes_the_same_file(work, capsys):
 def test_subcommands_from_other_modules(capsys, monkeypatch):
     from clark_hash_web import cli
 
-    for name, flag in (("serve", "--port"), ("push", "--collection"), ("pull", "--token-file")):
+    for name, flag in (("serve", "--port"), ("push", "--collection"), ("pull", "--token-file"),
+                       ("user", "revoke")):
         with pytest.raises(SystemExit) as exc:
             main([name, "--help"])
         assert exc.value.code == 0 and flag in capsys.readouterr().out

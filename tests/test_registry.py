@@ -90,7 +90,7 @@ def test_describe():
 @pytest.mark.parametrize("spec, words", [
     ("e8", "not NAME:INPUT_DIM"),
     ("e8:", "not NAME:INPUT_DIM"),
-    ("nope:384", "unknown codec 'nope' \\(known: clark-hash, hyperplane-lsh, sign-bits, itq, e8\\)"),
+    ("nope:384", "unknown codec 'nope' \\(known: clark-hash, hyperplane-lsh, sign-bits, itq, e8, learned-e8\\)"),
     ("e8:abc", "input dimension 'abc' is not an integer"),
     ("e8:0", "input_dim must be in 1..65536"),
     ("clark-hash:384:bits=9", "bits must be in 1..8"),

@@ -16,7 +16,7 @@ from clark_hash_web.sync.client import Replica, SyncClient
 from clark_hash_web.sync.server import load_or_create_token
 from clark_hash_web.errors import SyncAuthError, SyncRefusedError
 from clark_hash_web.formats.sync_wire import Delete, encode_push
-from sync_fixtures import COSINE, DOT, client, puts_for, running_server, vectors
+from sync_fixtures import COSINE, DOT, client, db_url, puts_for, running_server, vectors  # noqa: F401
 
 
 @pytest.fixture
@@ -32,8 +32,9 @@ def site(tmp_path):
 
 
 @pytest.fixture
-def srv(tmp_path, site):
-    with running_server(tmp_path / "data", site, max_body=64 * 1024) as (server, token):
+def srv(tmp_path, site, db_url):
+    """A server on each store (SQLite, PostgreSQL)."""
+    with running_server(tmp_path / "data", site, max_body=64 * 1024, db=db_url) as (server, token):
         yield server, token
 
 
@@ -42,7 +43,7 @@ def raw(server, method, path, body=None, headers=None):
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
+        return resp.status, resp.headers, resp.read()  # headers: case-insensitive
     finally:
         conn.close()
 
@@ -340,3 +341,64 @@ def test_push_and_pull_commands(srv, tmp_path, capsys):
                                                        [f"k{i}" for i in range(50)])
     assert main(["push", str(src), "--url", server.url, "--token", "wrong", "--collection", "cli"]) == 2
     assert "token" in capsys.readouterr().err
+
+
+# -- collections of any codec kind; payloads -----------------------------------------------------
+
+def test_e8_collection_syncs_and_foreign_kinds_are_refused_whole(srv):
+    from clark_hash_web.codecs import registry
+
+    server, token = srv
+    e8 = registry.config_from_spec("e8:32")
+    c = client(server, token, collection="e8", config=e8)
+    puts = puts_for(e8, 30)
+    c.push(puts)
+    other = SyncClient(server.url, token, "e8", "phone")
+    got, _, cursor = other.pull_all(0)
+    assert type(other.config) is type(e8) and cursor == 30
+    assert [(p.id, p.code) for p in got] == [(p.id, p.code) for p in puts]
+    before = (_state(c), c.info())
+    auth = {"Authorization": f"Bearer {token}"}
+    path = "/api/v1/collections/e8/push"
+    wrong_kind = encode_push(COSINE, "k1", "dev-a", puts_for(COSINE, 3, prefix="x"),
+                             [Delete("v0", 9)])
+    status, _, data = raw(server, "POST", path, wrong_kind, auth)
+    assert status == 409 and "codec kind 1" in json.loads(data)["message"]
+    e8_64 = registry.config_from_spec("e8:64")
+    wrong_fp = encode_push(e8_64, "k2", "dev-a", puts_for(e8_64, 3, prefix="x"), [Delete("v0", 9)])
+    status, _, data = raw(server, "POST", path, wrong_fp, auth)
+    assert status == 409 and e8.fingerprint in json.loads(data)["message"]
+    assert (_state(c), c.info()) == before  # nothing changed, not even the delete
+    status, _, data = raw(server, "PUT", "/api/v1/collections/e8", COSINE.to_bytes(), auth)
+    assert status == 409 and "uses e8 config" in json.loads(data)["message"]
+
+
+def test_payloads_sync_byte_for_byte_and_stay_opaque(srv):
+    from clark_hash_web.sync import crypto
+
+    server, token = srv
+    a = Replica(client(server, token, device="laptop"))
+    b = Replica(client(server, token, device="phone"))
+    salt = bytes.fromhex(a.client.info()["salt"])
+    key = crypto.derive_key("correct horse", salt, iterations=1000)
+    codes = [p.code for p in puts_for(COSINE, 2)]
+    secret = "meet at the old mill, 6 pm ✓"
+    a.put("n1", codes[0], payload=crypto.encrypt_note(key, "notes", "n1", secret))
+    a.put("n2", codes[1])
+    a.sync()
+    b.sync()
+    assert b.payloads() == a.payloads() and b.payloads()["n2"] is None
+    assert crypto.decrypt_note(key, "notes", "n1", b.payloads()["n1"]) == secret
+    stored = server.store._conn().all("SELECT payload FROM items WHERE item_id='n1'")[0][0]
+    assert secret.encode() not in bytes(stored) and b"old mill" not in bytes(stored)
+    with pytest.raises(crypto.WrongKeyError):
+        crypto.decrypt_note(crypto.derive_key("wrong", salt, iterations=1000), "notes", "n1",
+                            b.payloads()["n1"])
+    with pytest.raises(crypto.WrongKeyError):  # moved to another id: refused by the AAD
+        crypto.decrypt_note(key, "notes", "n2", b.payloads()["n1"])
+    # a payload over 64 KiB is refused before it is sent
+    from clark_hash_web.errors import SyncProtocolError
+
+    a.put("n3", codes[0], payload=b"x" * (64 * 1024 + 1))
+    with pytest.raises(SyncProtocolError, match="payload"):
+        a.sync()

@@ -94,7 +94,7 @@ def test_bad_meta_fields_name_the_field(field, value, match):
 
 def test_header_checks_name_offsets():
     body, _ = _push(COSINE, n=1)
-    cases = {0: b"XXSYNCMS", 8: struct.pack("<H", 2), 10: b"\x07", 11: b"\x01"}
+    cases = {0: b"XXSYNCMS", 8: struct.pack("<H", 3), 10: b"\x07", 11: b"\x01"}
     for off, patch in cases.items():
         bad = _reseal(body[:off] + patch + body[off + len(patch):])
         with pytest.raises(SyncProtocolError, match=f"offset {off}"):
@@ -175,3 +175,48 @@ def test_fuzz_meta_json(meta):
             decode(_with_meta(body, candidate))
         except SyncProtocolError:
             pass
+
+
+# -- payload sections (envelope v2) and v1 envelopes ---------------------------------------------
+
+def _payload_push():
+    puts = puts_for(COSINE, 4, clock=3)
+    pls = [b"\x00secret", None, b"y" * 65536, b"z"]
+    puts = [Put(p.id, p.clock, p.code, None, "", 0, pl) for p, pl in zip(puts, pls)]
+    return encode_push(COSINE, "push-1", "dev-a", puts, []), pls
+
+
+def test_payloads_round_trip_and_are_bounded():
+    body, pls = _payload_push()
+    assert struct.unpack_from("<H", body, 8)[0] == 2 and struct.unpack_from("<I", body, 20)[0] > 0
+    assert [p.payload for p in decode(body, expect_config=COSINE).puts] == pls
+    seqd = [Put(p.id, p.clock, p.code, None, p.device, k + 1, p.payload)
+            for k, p in enumerate(decode(body).puts)]
+    pull = encode_pull(COSINE, seqd, [], 4, False, 4)
+    assert [p.payload for p in decode(pull, expect_kind=KIND_PULL).puts] == pls
+    big = Put("big", 1, puts_for(COSINE, 1)[0].code, None, "", 0, b"x" * 65537)
+    with pytest.raises(SyncProtocolError, match="at most 65536"):
+        encode_push(COSINE, "p", "d", [big], [])
+
+
+def test_bad_payload_sections_name_their_offset():
+    body, _ = _payload_push()
+    (mlen, slen, plen) = struct.unpack_from("<III", body, 12)
+    at = HEADER_BYTES + mlen + slen
+    for where, value in ((0, 1), (4, 70000)):  # the first offset must be 0; past the end
+        bad = bytearray(body)
+        struct.pack_into("<I", bad, at + where, value)
+        with pytest.raises(SyncProtocolError, match=f"offset {at}"):
+            decode(_reseal(bytes(bad)))
+    v1 = bytearray(body)
+    struct.pack_into("<H", v1, 8, 1)  # a v1 envelope has no payload section: its field is reserved
+    with pytest.raises(SyncProtocolError, match="reserved"):
+        decode(_reseal(bytes(v1)))
+
+
+def test_v1_envelopes_without_payloads_still_decode():
+    body, puts = _push()
+    v1 = bytearray(body)
+    struct.pack_into("<H", v1, 8, 1)
+    msg = decode(_reseal(bytes(v1)), expect_config=COSINE)
+    assert [(p.id, p.code) for p in msg.puts] == [(p.id, p.code) for p in puts]

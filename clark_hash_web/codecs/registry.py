@@ -13,6 +13,7 @@ kind   spec name           config                   codec               trained
 3      ``sign-bits``       ``SignBitsConfig``       ``SignBits``        no
 4      ``itq``             ``ITQConfig``            ``ITQ``             yes
 5      ``e8``              ``E8Config``             ``E8Codes``         no
+6      ``learned-e8``      ``LearnedE8Config``      ``LearnedE8``       yes
 =====  ==================  =======================  ==================  =========
 
 Spec strings
@@ -52,6 +53,7 @@ KNOWN = {
     3: ("sign-bits", "sign_bits"),
     4: ("itq", "itq"),
     5: ("e8", "e8"),
+    6: ("learned-e8", "learned_e8"),
 }
 
 

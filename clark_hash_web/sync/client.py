@@ -23,7 +23,7 @@ import uuid
 from typing import Iterable, Optional
 from urllib.parse import quote, urlsplit
 
-from ..codecs.clark_hash_config import ClarkHashConfig
+from ..codecs import registry
 from ..errors import SyncAuthError, SyncError, SyncRefusedError
 from ..formats.sync_wire import (KIND_PULL, Delete, Put, check_token, decode, encode_push,
                                  split_for_push)
@@ -66,7 +66,7 @@ class SyncClient:
         self.device = check_token(device, "device")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.chunk_bytes = chunk_bytes
-        self._config: Optional[ClarkHashConfig] = None
+        self._config = None
 
     # -- HTTP -------------------------------------------------------------------
     def _once(self, method, path, body=None, ctype="application/octet-stream"):
@@ -114,19 +114,28 @@ class SyncClient:
         return f"/api/v1/collections/{quote(self.collection, safe='')}{suffix}"
 
     # -- collection -------------------------------------------------------------------
-    def ensure_collection(self, config: ClarkHashConfig) -> dict:
-        """Create the collection with ``config`` (or check that it has this config)."""
-        info = json.loads(self.request("PUT", self._path(), config.to_bytes()))
+    def ensure_collection(self, config, owner: Optional[str] = None) -> dict:
+        """Create the collection with ``config`` (any registered codec), or check that it has it.
+
+        ``owner`` (admin token only) creates it for that user.
+        """
+        query = f"?owner={quote(owner, safe='')}" if owner else ""
+        info = json.loads(self.request("PUT", self._path(query), bytes(config.to_bytes())))
         self._config = config
         return info
 
     def info(self) -> dict:
         return json.loads(self.request("GET", self._path()))
 
+    def set_key_check(self, value: bytes) -> dict:
+        """Store the collection's encrypted key check (once; another value is a 409)."""
+        return json.loads(self.request("PUT", self._path("/key-check"), bytes(value)))
+
     @property
-    def config(self) -> ClarkHashConfig:
+    def config(self):
+        """The collection's codec config (fetched once)."""
         if self._config is None:
-            self._config = ClarkHashConfig.from_bytes(bytes.fromhex(self.info()["config"]))
+            self._config = registry.config_from_bytes(bytes.fromhex(self.info()["config"]))
         return self._config
 
     # -- push / pull ------------------------------------------------------------------
@@ -150,8 +159,13 @@ class SyncClient:
                 break  # an earlier attempt of this push already committed it
         return result
 
-    def push_encoded(self, encoded, ids, clock: int = 1, push_id: Optional[str] = None) -> dict:
-        """Push an ``EncodedBatch`` (or sketch-file data) under string ids, all at ``clock``."""
+    def push_encoded(self, encoded, ids, clock: int = 1, push_id: Optional[str] = None,
+                     payloads=None) -> dict:
+        """Push an ``EncodedBatch`` (or sketch-file data) under string ids, all at ``clock``.
+
+        ``payloads``: optional list (one bytes or None per id), e.g. from
+        :func:`clark_hash_web.sync.crypto.encrypt_note`.
+        """
         codes = encoded.codes_bytes() if hasattr(encoded, "codes_bytes") else bytes(encoded.codes)
         norms = encoded.norm_codes_bytes() if hasattr(encoded, "norm_codes_bytes") else (
             None if encoded.norm_codes is None else bytes(encoded.norm_codes))
@@ -162,7 +176,10 @@ class SyncClient:
         import struct
 
         nv = struct.unpack(f"<{len(ids)}H", norms) if norms else [None] * len(ids)
-        puts = [Put(i, clock, codes[k * cb:(k + 1) * cb], nv[k], self.device)
+        pl = list(payloads) if payloads is not None else [None] * len(ids)
+        if len(pl) != len(ids):
+            raise SyncError(f"{len(pl)} payloads for {len(ids)} ids")
+        puts = [Put(i, clock, codes[k * cb:(k + 1) * cb], nv[k], self.device, 0, pl[k])
                 for k, i in enumerate(ids)]
         return self.push(puts, (), push_id)
 
@@ -189,7 +206,7 @@ class Replica:
     Attributes
     ----------
     items : dict[str, tuple]
-        id -> (clock, device, deleted, code, norm_code).
+        id -> (clock, device, deleted, code, norm_code, payload).
     pending : dict[str, Put | Delete]
         Local edits not yet pushed (the newest per id).
     cursor : int
@@ -208,9 +225,10 @@ class Replica:
         self.clock += 1
         return self.clock
 
-    def put(self, id_: str, code: bytes, norm_code: Optional[int] = None):
-        """Local upsert (queued until :meth:`sync`)."""
-        p = Put(id_, self._tick(), bytes(code), norm_code, self.device)
+    def put(self, id_: str, code: bytes, norm_code: Optional[int] = None,
+            payload: Optional[bytes] = None):
+        """Local upsert (queued until :meth:`sync`); ``payload`` is opaque (e.g. encrypted text)."""
+        p = Put(id_, self._tick(), bytes(code), norm_code, self.device, 0, payload)
         self._apply(p)
         self.pending[id_] = p
 
@@ -226,9 +244,9 @@ class Replica:
         if cur is not None and (ch.clock, ch.device) <= (cur[0], cur[1]):
             return False
         if isinstance(ch, Put):
-            self.items[ch.id] = (ch.clock, ch.device, False, ch.code, ch.norm_code)
+            self.items[ch.id] = (ch.clock, ch.device, False, ch.code, ch.norm_code, ch.payload)
         else:
-            self.items[ch.id] = (ch.clock, ch.device, True, None, None)
+            self.items[ch.id] = (ch.clock, ch.device, True, None, None, None)
         return True
 
     def sync(self, push_id: Optional[str] = None) -> dict:
@@ -249,6 +267,42 @@ class Replica:
     def live(self) -> dict:
         """id -> (code, norm_code) of the items that exist."""
         return {k: (v[3], v[4]) for k, v in self.items.items() if not v[2]}
+
+    def payloads(self) -> dict:
+        """id -> payload (bytes or None) of the items that exist."""
+        return {k: v[5] for k, v in self.items.items() if not v[2]}
+
+
+class AdminClient:
+    """The admin token's calls: users and their tokens.
+
+    Parameters
+    ----------
+    url, token : str
+        Server origin and the admin token (``<data>/token``).
+    """
+
+    def __init__(self, url: str, token: str, **kw):
+        self._c = SyncClient(url, token, "admin", "admin", **kw)
+
+    def create_user(self, name: str) -> str:
+        """Create a user; returns its first token (shown once)."""
+        return json.loads(self._c.request("POST", f"/api/v1/users/{quote(name, safe='')}"))["token"]
+
+    def new_token(self, name: str) -> str:
+        """Another token for user ``name``."""
+        return json.loads(self._c.request("POST", f"/api/v1/users/{quote(name, safe='')}/tokens"))["token"]
+
+    def users(self) -> list:
+        """Users with their tokens' ids and revoked flags."""
+        return json.loads(self._c.request("GET", "/api/v1/users"))["users"]
+
+    def revoke(self, token_or_id: str) -> None:
+        """Revoke a token, given the token itself or its id."""
+        from .store import token_digest
+
+        tid = token_or_id if len(token_or_id) == 16 else token_digest(token_or_id)[:16]
+        self._c.request("DELETE", f"/api/v1/tokens/{quote(tid, safe='')}")
 
 
 # -- command line: push a sketch file, pull into one -----------------------------------
@@ -327,16 +381,46 @@ def run_pull(args):
     return {"count": len(puts), "cursor": cursor}
 
 
+def add_user_arguments(p):
+    """Options of ``user ACTION [NAME]`` (admin token): add, token, revoke, list."""
+    _add_common(p)
+    p.add_argument("action", choices=["add", "token", "revoke", "list"],
+                   help="add NAME: new user (prints its token once); token NAME: another token; "
+                        "revoke TOKEN_OR_ID; list")
+    p.add_argument("name", nargs="?", default=None, help="user name, or the token (id) to revoke")
+
+
+@_report
+def run_user(args):
+    """Manage users and tokens with the admin token; prints JSON."""
+    token = args.token
+    if token is None:
+        with open(args.token_file, encoding="ascii") as f:
+            token = f.read().strip()
+    admin = AdminClient(args.url, token)
+    if args.action == "list":
+        return {"users": admin.users()}
+    if not args.name:
+        raise SyncError(f"user {args.action} needs a NAME")
+    if args.action == "add":
+        return {"user": args.name, "token": admin.create_user(args.name)}
+    if args.action == "token":
+        return {"user": args.name, "token": admin.new_token(args.name)}
+    admin.revoke(args.name)
+    return {"revoked": args.name if len(args.name) == 16 else "token"}
+
+
 def main(argv=None) -> int:
-    """``python -m clark_hash_web.sync.client push|pull ...`` (see ``--help``)."""
+    """``python -m clark_hash_web.sync.client push|pull|user ...`` (see ``--help``)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m clark_hash_web.sync.client")
     sub = parser.add_subparsers(dest="command", required=True)
     add_push_arguments(sub.add_parser("push", help="push every row of a sketch file"))
     add_pull_arguments(sub.add_parser("pull", help="pull the collection into a sketch file"))
+    add_user_arguments(sub.add_parser("user", help="users and tokens (admin token)"))
     args = parser.parse_args(argv)
-    return run_push(args) if args.command == "push" else run_pull(args)
+    return {"push": run_push, "pull": run_pull, "user": run_user}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The demo's Sync panel (issue 5, browser part), against `clark-hash serve` code.
 
-An in-process SyncHTTPServer (what `clark-hash serve` runs) serves the built
+An in-process SyncServer (what `clark-hash serve` runs: Starlette on uvicorn) serves the built
 site and the sync API from one origin, on its own pinned port (env
 ``CLARK_HASH_DEMO_SYNC_PORT``, default 8768). One browser context goes through:
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -36,8 +35,7 @@ NOTES = ["Water the tomatoes every morning while the heat wave lasts",
 @pytest.fixture
 def serve(site_dir, tmp_path):
     server, token, _ = make_server(tmp_path / "data", site_dir, "127.0.0.1", SYNC_PORT)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     yield server, token
     server.shutdown()
     server.server_close()
@@ -149,3 +147,64 @@ def test_demo_sync_panel_offline_queue_and_pull(serve, demo_page, tmp_path):
           f"status {status(page)['text']!r}; screenshot {tmp_path / 'demo-sync.png'}")
     assert not errors, errors
 
+
+
+def _device(browser, server, token, passphrase):
+    """A fresh browser context (its own IndexedDB) with the demo open, passphrase then token set."""
+    ctx = browser.new_context(viewport={"width": 1000, "height": 1300})
+    page = ctx.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    wait_ready(page)
+    page.locator("#sync-passphrase").fill(passphrase)
+    page.locator("#sync-passphrase").press("Enter")
+    page.locator("#sync-token").fill(token)
+    page.locator("#sync-token").press("Enter")
+    return ctx, page, errors
+
+
+def test_demo_note_text_syncs_encrypted_and_a_wrong_passphrase_changes_nothing(serve, browser, tmp_path):
+    server, token = serve
+    text = "Pick up the dry cleaning on Friday before noon"
+    a_ctx, a, a_err = _device(browser, server, token, "river stone 42")
+    wait_in_sync(a)
+    a.locator("#new-note").fill(text)
+    a.locator("#add-note").click()
+    a.wait_for_function("() => document.getElementById('message').textContent.startsWith('Added')",
+                        timeout=60_000)
+    note_id = a.evaluate("(t) => [...window.demo.state.notes.values()].find((n) => n.text === t).id", text)
+    a.wait_for_function("(id) => document.getElementById('sync-status').dataset.pending === '0' && "
+                        "document.getElementById('sync-status').dataset.status === 'idle'", arg=note_id,
+                        timeout=60_000)
+    assert note_id in server.store.state(COLLECTION)
+    # the server holds ciphertext only
+    payload = bytes(server.store._conn().one(
+        "SELECT payload FROM items WHERE collection=? AND item_id=?", (COLLECTION, note_id))[0])
+    assert payload[:4] == b"CHE1" and b"dry cleaning" not in payload
+
+    # another device with the same passphrase: the note arrives with its text
+    b_ctx, b, b_err = _device(browser, server, token, "river stone 42")
+    wait_in_sync(b)
+    b.wait_for_function("(id) => window.demo.state.notes.has(id)", arg=note_id, timeout=60_000)
+    assert b.evaluate("(id) => window.demo.state.notes.get(id).text", note_id) == text
+    item = b.locator(f"#notes > li[data-id='{note_id}']")
+    item.wait_for()
+    assert text in item.inner_text() and "Sketch only" not in item.inner_text()
+    b.screenshot(path=str(tmp_path / "demo-note-text-synced.png"), full_page=True)
+
+    # a third device with a wrong passphrase: a clear message, nothing sent, nothing changed
+    before = (server.store.info(COLLECTION), server.store.state(COLLECTION))
+    c_ctx, c, c_err = _device(browser, server, token, "river stone 24")
+    c.wait_for_function("document.getElementById('sync-status').dataset.status === 'error'", timeout=60_000)
+    msg = status(c)["text"]
+    assert "Wrong passphrase" in msg and "Nothing was sent" in msg, msg
+    assert not c.evaluate("(id) => window.demo.state.notes.has(id)", note_id)
+    starters = c.evaluate("[...window.demo.state.notes.values()].map((n) => n.text)")
+    assert starters and text not in starters
+    assert (server.store.info(COLLECTION), server.store.state(COLLECTION)) == before
+    c.screenshot(path=str(tmp_path / "demo-wrong-passphrase.png"), full_page=True)
+    for ctx in (a_ctx, b_ctx, c_ctx):
+        ctx.close()
+    assert not (a_err or b_err or c_err), a_err + b_err + c_err
+    print(f"\ndemo E2E note text: synced {note_id!r}; wrong passphrase message: {msg!r}")

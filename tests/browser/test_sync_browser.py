@@ -1,5 +1,5 @@
 """Browser sync (issue 5 tests 1 and 2) in headless Chromium, against `clark-hash serve`
-code (an in-process SyncHTTPServer serving the built site and the API from one origin).
+code (an in-process SyncServer, Starlette on uvicorn, serving the built site and the API from one origin).
 
 1. The desktop CLI encodes 10k vectors and pushes them; the browser pulls; its
    search returns the desktop's ids and float32 score bits.
@@ -13,7 +13,6 @@ import base64
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -31,8 +30,7 @@ CFG = ClarkHashConfig(input_dim=384)
 @pytest.fixture
 def sync_server(site_dir, tmp_path):
     server, token, _ = make_server(tmp_path / "data", site_dir, "127.0.0.1", SYNC_PORT)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     yield server, token
     server.shutdown()
     server.server_close()
@@ -266,3 +264,194 @@ def test_fuzz_js_pull_decoder(sync_server, page):
                 assert py_ok, "sync.js accepted a pull page that Python refuses"
 
     run()
+
+
+# -- sketch files v1/v2, payload sections, encrypted notes: JS bytes == Python bytes ------------
+
+def _as_v1(v2: bytes) -> bytes:
+    """The same sketch file in format v1 (u16 config length at 14; bytes 36..39 reserved)."""
+    import struct
+    import zlib
+
+    b = bytearray(v2[:-4])
+    (clen,) = struct.unpack_from("<I", b, 36)
+    struct.pack_into("<H", b, 8, 1)
+    struct.pack_into("<H", b, 14, clen)
+    struct.pack_into("<I", b, 36, 0)
+    return bytes(b) + struct.pack("<I", zlib.crc32(bytes(b)))
+
+
+def test_js_reads_sketch_files_v1_and_v2_and_writes_payload_sections_like_python(sync_server, page):
+    from clark_hash_web.formats.sync_wire import Put, encode_push
+
+    server, _ = sync_server
+    cfg = ClarkHashConfig(input_dim=24, sketch_dim=20, bits=3)
+    enc = ClarkHash(cfg).encode(np.random.default_rng(12).standard_normal((4, 24)).astype(np.float32))
+    ids = ["a", "b", "c", "d"]
+    v2 = sketch_file.to_bytes(cfg, enc.codes_bytes(), None, ids)
+    v1 = _as_v1(v2)
+    assert v2[8] == 2 and v1[8] == 1 and sketch_file.from_bytes(v1).codes == enc.codes_bytes()
+    payloads = [b"\x00\x01secret", None, b"", bytes(range(256)) * 3]
+    puts = [Put(i, 3, enc.code(k), None, "", 0, payloads[k]) for k, i in enumerate(ids)]
+    want = encode_push(cfg, "p-1", "web-1", puts, [], 0, 1)
+    page.goto(server.url + "/static/harness.html")
+    page.wait_for_function("window.CH !== undefined")
+    got = page.evaluate("""async ([cfgHex, fp, cb, v1, v2, pls, ids]) => {
+        const S = await import("/static/sync.js");
+        const hex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+        const cfg = {configBytes: hex(cfgHex), fingerprint: fp, codeBytes: cb, dot: false, padBits: 8 * cb - 60};
+        const a = S.parseSketchFile(CH.b64dec(v1), cfg), b = S.parseSketchFile(CH.b64dec(v2), cfg);
+        const file = S.sketchFileBytes(cfg, b.codes, null, b.ids);
+        const payloads = pls.map((p) => p === null ? null : CH.b64dec(p));
+        const meta = {push_id: "p-1", chunk: 0, chunks: 1, device: "web-1", put_clocks: [3, 3, 3, 3], deletes: []};
+        const env = S.envelopeBytes(1, meta, file, S.payloadSection(payloads));
+        const back = S.parseEnvelope(env);
+        return {v1codes: CH.b64enc(a.codes), v2codes: CH.b64enc(b.codes), v1ids: a.ids, v2ids: b.ids,
+                file: CH.b64enc(file), env: CH.b64enc(env), section: back.payloads.length};
+    }""", [cfg.to_bytes().hex(), cfg.fingerprint, cfg.code_bytes, base64.b64encode(v1).decode(),
+           base64.b64encode(v2).decode(),
+           [None if p is None else base64.b64encode(p).decode() for p in payloads], ids])
+    assert base64.b64decode(got["v1codes"]) == base64.b64decode(got["v2codes"]) == enc.codes_bytes()
+    assert got["v1ids"] == got["v2ids"] == ids
+    assert base64.b64decode(got["file"]) == v2  # JS writes exactly Python's v2 file
+    assert base64.b64decode(got["env"]) == want  # ...and Python's v2 envelope with payloads
+    assert got["section"] > 0
+
+
+def test_js_and_python_encrypt_notes_identically(sync_server, page):
+    """Same passphrase, salt and nonce: WebCrypto and `cryptography` give the same bytes; each
+    side decrypts the other's; a wrong passphrase fails in JS with WrongKeyError."""
+    from clark_hash_web.sync import crypto
+
+    server, _ = sync_server
+    salt, nonce = bytes(range(16)), bytes(range(100, 112))
+    key = crypto.derive_key("correct horse ✓", salt)  # the real 600,000 iterations
+    text = "Buy oat milk — and the blue notebook"
+    py_payload = crypto.encrypt_note(key, "demo-notes", "note-1", text, nonce=nonce)
+    raw_key, raw_text = crypto.new_random_key()
+    page.goto(server.url + "/static/harness.html")
+    page.wait_for_function("window.CH !== undefined")
+    got = page.evaluate("""async ([salt, nonce, text, pyPayload, rawText]) => {
+        const C = await import("/static/sync-crypto.js");
+        const key = await C.keyFromText("correct horse ✓", CH.b64dec(salt));
+        const js = await C.encryptNote(key, "demo-notes", "note-1", text, CH.b64dec(nonce));
+        const fromPy = await C.decryptNote(key, "demo-notes", "note-1", CH.b64dec(pyPayload));
+        const wrong = await C.keyFromText("correct horse", CH.b64dec(salt));
+        let wrongErr = null;
+        try { await C.decryptNote(wrong, "demo-notes", "note-1", js); } catch (e) { wrongErr = e.name; }
+        let movedErr = null;
+        try { await C.decryptNote(key, "demo-notes", "note-2", js); } catch (e) { movedErr = e.name; }
+        const rk = await C.keyFromText(rawText, CH.b64dec(salt));
+        const byRaw = await C.encryptNote(rk, "c", "i", "raw key text");
+        const check = await C.makeKeyCheck(key, "demo-notes");
+        return {js: CH.b64enc(js), fromPy, wrongErr, movedErr, byRaw: CH.b64enc(byRaw),
+                check: CH.b64enc(check), fresh: C.newRandomKeyText()};
+    }""", [base64.b64encode(salt).decode(), base64.b64encode(nonce).decode(), text,
+           base64.b64encode(py_payload).decode(), raw_text])
+    assert base64.b64decode(got["js"]) == py_payload
+    assert got["fromPy"] == text
+    assert got["wrongErr"] == got["movedErr"] == "WrongKeyError"
+    assert crypto.decrypt_note(raw_key, "c", "i", base64.b64decode(got["byRaw"])) == "raw key text"
+    crypto.verify_key_check(key, "demo-notes", base64.b64decode(got["check"]))
+    assert crypto.key_from_text(got["fresh"], salt) != raw_key and got["fresh"].startswith("chk1_")
+
+
+# -- an E8 collection: desktop and two browser contexts, byte for byte ------------------------
+
+_E8_JS = """async ([url, token, coll, cfgHex, fp, cb, pushB64, pushIds, device]) => {
+    const S = await import("/static/sync.js");
+    const hex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+    const cfg = {configBytes: hex(cfgHex), fingerprint: fp, codeBytes: cb, dot: false, padBits: 0};
+    const call = async (method, path, body) => {
+        const r = await fetch(url + "/api/v1/collections/" + coll + path, {method, body,
+            headers: {Authorization: "Bearer " + token}});
+        if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
+        return r;
+    };
+    if (pushIds.length) {
+        const file = S.sketchFileBytes(cfg, CH.b64dec(pushB64), null, pushIds);
+        const meta = {push_id: "push-" + device, chunk: 0, chunks: 1, device,
+                      put_clocks: pushIds.map(() => 7), deletes: []};
+        await call("POST", "/push", S.envelopeBytes(1, meta, file));
+    }
+    const page = S.parsePullPage(new Uint8Array(await (await call("GET", "/changes?since=0")).arrayBuffer()), cfg);
+    const rows = page.puts.map((p) => p.row);
+    const codes = new Uint8Array(rows.length * cb);
+    rows.forEach((r, i) => codes.set(page.sketch.codes.subarray(r * cb, (r + 1) * cb), i * cb));
+    const ids = page.puts.map((p) => p.id);
+    return {ids, codes: CH.b64enc(codes), file: CH.b64enc(S.sketchFileBytes(cfg, codes, null, ids))};
+}"""
+
+
+def test_e8_collection_syncs_byte_for_byte_between_browsers_and_desktop(sync_server, browser):
+    """The sync layer of static/sync.js is codec-agnostic: an E8 collection (kind 5) goes
+    desktop -> browser A -> browser B -> desktop with identical code bytes and sketch files.
+    (The browser's ClarkHashStore holds Clark Hash stores only, so the browsers drive
+    sync.js's wire functions directly here.)"""
+    from clark_hash_web.codecs import registry
+    from clark_hash_web.sync.client import SyncClient
+
+    server, token = sync_server
+    e8 = registry.config_from_spec("e8:32")
+    codec = registry.codec_from_config(e8)
+    x = np.random.default_rng(21).standard_normal((30, 32)).astype(np.float32)
+    enc = codec.encode(x)
+    codes = enc.codes_bytes()
+    cb = e8.code_bytes
+    desk = SyncClient(server.url, token, "e8-notes", "desktop")
+    from clark_hash_web.formats.sync_wire import Put
+
+    desk.ensure_collection(e8)
+    desk.push([Put(f"d{i}", 1, codes[i * cb:(i + 1) * cb], None, "desktop") for i in range(20)])
+    args = [server.url, token, "e8-notes", e8.to_bytes().hex(), e8.fingerprint, cb]
+    results = []
+    for name, rows in (("web-a", range(20, 25)), ("web-b", range(25, 30))):
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        page.goto(server.url + "/static/harness.html")
+        page.wait_for_function("window.CH !== undefined")
+        push = b"".join(codes[i * cb:(i + 1) * cb] for i in rows)
+        results.append(page.evaluate(_E8_JS, args + [base64.b64encode(push).decode(),
+                                                     [f"{name}-{i}" for i in rows], name]))
+        ctx.close()
+    puts, _, _ = desk.pull_all(0)
+    final = results[-1]
+    assert final["ids"] == [p.id for p in puts] and len(puts) == 30
+    assert base64.b64decode(final["codes"]) == b"".join(p.code for p in puts)
+    want_ids = [f"d{i}" for i in range(20)] + [f"web-a-{i}" for i in range(20, 25)] + \
+        [f"web-b-{i}" for i in range(25, 30)]
+    assert [p.id for p in puts] == want_ids and b"".join(p.code for p in puts) == codes
+    assert base64.b64decode(final["file"]) == sketch_file.to_bytes(e8, codes, None, want_ids)
+    assert results[0]["ids"] == want_ids[:25]  # browser A saw the desktop's rows and its own
+
+
+# -- honest status: "In sync" only after a round trip; a dead server is named as such ------------
+
+def test_status_with_the_server_down(sync_server, page):
+    from clark_hash_web.sync.client import SyncClient
+
+    server, token = sync_server
+    SyncClient(server.url, token, "st", "desktop").ensure_collection(CFG)
+    _open(page, server, "st", token, "st")
+    page.evaluate("async () => { const S = await import('/static/sync.js'); window.statusText = S.syncStatusText; }")
+    first = page.evaluate("window.statusText(window.sync.state)")
+    assert page.evaluate("window.sync.state.status") == "unsynced"
+    assert "In sync" not in first and "never synced" in first
+    page.evaluate("window.sync.syncNow()")
+    ok = page.evaluate("window.statusText(window.sync.state)")
+    assert ok.startswith("In sync (") and page.evaluate("window.sync.state.status") == "idle"
+    last_sync = page.evaluate("window.sync.state.lastSync")
+
+    server.shutdown()  # the server goes away; the browser itself stays online
+    x = np.random.default_rng(5).standard_normal((1, 384)).astype(np.float32)
+    page.evaluate("async (v) => window.sync.addMany(v, {ids: ['late-1']})", x.tolist())
+    err = page.evaluate("async () => { try { await window.sync.syncNow(); return null; } "
+                        "catch (e) { return e.type; } }")
+    assert err == "Offline"
+    st = page.evaluate("window.sync.state")
+    text = page.evaluate("window.statusText(window.sync.state)")
+    assert st["status"] == "offline" and st["online"] is True and st["lastSync"] == last_sync
+    assert text.startswith("Server unreachable, 1 change queued (last sync "), text
+    assert "In sync" not in text
+    states = page.evaluate("window.states")
+    assert states[-1] == "offline" and "idle" not in states[states.index("syncing", len(states) - 4):]

