@@ -10,7 +10,7 @@ Every codec has the same verbs (``encode``, ``sketch_query``, ``score``,
 >>> index = make_index("clark-hash:384")         # byte-identical to the clark-hash crate
 
 Codecs (:mod:`clark_hash_web.codecs`): :class:`ClarkHash`, :class:`E8Codes`,
-:class:`SignBits`, :class:`HyperplaneLSH`, :class:`ITQ`; the registry turns
+:class:`SignBits`, :class:`HyperplaneLSH`, :class:`ITQ`, :class:`LearnedE8`; the registry turns
 spec strings (``"e8:384"``) and config bytes into codecs. Indexes
 (:mod:`clark_hash_web.index`): :class:`FlatIndex`, :class:`BinaryIndex`,
 :class:`TwoStageIndex` (rescoring from a :class:`VectorFile`).
@@ -23,6 +23,7 @@ from .codecs.clark_hash_config import ClarkHashConfig, SQuaJLConfig
 from .codecs.e8 import E8Codes, E8Config
 from .codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 from .codecs.itq import ITQ, ITQConfig, train_itq
+from .codecs.learned_e8 import LearnedE8, LearnedE8Config, train_learned_e8
 from .codecs.registry import (codec_from_config, codec_from_spec, config_from_bytes,
                               config_from_spec, spec_of)
 from .codecs.sign_bits import SignBits, SignBitsConfig
@@ -38,8 +39,9 @@ __all__ = [
     "BinaryIndex", "ClarkHash", "ClarkHashConfig", "ClarkHashError", "ConfigError",
     "ConfigMismatchError", "DimensionError", "DuplicateIdError", "E8Codes", "E8Config",
     "EncodedBatch", "FlatIndex", "HyperplaneLSH", "HyperplaneLSHConfig", "ITQ", "ITQConfig",
-    "InvalidInputError", "InvalidVectorError", "QuerySketch", "SQuaJL", "SQuaJLConfig",
+    "InvalidInputError", "InvalidVectorError", "LearnedE8", "LearnedE8Config", "QuerySketch", "SQuaJL", "SQuaJLConfig",
     "SignBits", "SignBitsConfig", "SketchFileError", "SyncError", "TwoStageIndex", "VectorFile",
     "available_backends", "codec_from_config", "codec_from_spec", "config_from_bytes",
-    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "__version__",
+    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "train_learned_e8",
+    "__version__",
 ]

@@ -118,20 +118,30 @@ def test_float_query_exact_ties_keep_insertion_order_across_the_cut():
 
 
 def test_plane_bound_holds_for_every_row():
-    """The integer sums bound every exact float32 score (checked row by row)."""
+    """The integer sums bound every exact float32 score (checked row by row), including
+    the two rows where every quantization error has the same sign (the bound's extremes:
+    the query's code with every over- resp. under-estimated coordinate flipped)."""
     codec = make_codec("lsh", 32, 96, "numpy")
     enc, q = tied_codes(codec, 3000, seed=1)
-    cols = CodeColumns(codec.config.code_bytes)
-    cols.append(enc.codes)
-    exact = np.asarray(codec.score(q, enc), dtype=np.float64)
     a = np.abs(np.asarray(q.values, dtype=np.float64))
-    for bits in (2, 4, 8):
+    qbits = np.unpackbits(np.frombuffer(q.code, dtype=np.uint8), bitorder="little")[:96]
+    for bits in (2, 3, 4, 8):
+        s = a.max() / ((1 << bits) - 1)
+        e = a - s * np.clip(np.floor(a / s + 0.5), 0, (1 << bits) - 1)
+        extremes = [np.packbits(qbits ^ (e < 0), bitorder="little"),
+                    np.packbits(qbits ^ (e > 0), bitorder="little")]
+        codes = np.concatenate([np.asarray(enc.codes), np.array(extremes)])
+        batch = EncodedBatch(codec.config, codes)
+        cols = CodeColumns(codec.config.code_bytes)
+        cols.append(codes)
+        exact = np.asarray(codec.score(q, batch), dtype=np.float64)
         pb = bit_scan.PlaneBound(q.values, q.code, cols.words, 6, bits)
         sums = pb.sums(cols.columns()).astype(np.float64)
-        s = a.max() / ((1 << bits) - 1)
         approx = a.sum() - 2 * s * sums
         half_width = pb.slack * s                 # slack covers (E+ - E- + 2R) / (2s)
-        assert np.all(np.abs(exact - approx) <= 2 * half_width)
+        err = np.abs(exact - approx)
+        assert np.all(err <= 2 * half_width)
+        assert err[-2:].max() >= 0.8 * 2 * half_width   # the extremes reach the bound
         assert np.all(sums >= 0)
 
 
@@ -219,3 +229,22 @@ def test_search_hamming_is_the_same_on_both_backends():
         assert ia == ib and list(map(int, da)) == list(db) and isinstance(db, list)
     with pytest.raises(Exception, match="Hamming"):
         BinaryIndex(E8Codes(E8Config(16), "numpy")).search_hamming(np.ones(16), 3)
+
+
+@pytest.mark.parametrize("stages", [(2,), (3, 5, 8), (1, 2, 3, 4)])
+def test_every_prefilter_stage_keeps_the_exact_ranking(monkeypatch, stages):
+    """All passes run (REFINE_ABOVE = 0): each stage's survivors still hold the exact top k."""
+    from clark_hash_web.index import binary
+
+    monkeypatch.setattr(binary, "PLANE_STAGES", stages)
+    monkeypatch.setattr(binary, "REFINE_ABOVE", 0)
+    codec = make_codec("itq", 40, 40, "numpy")
+    enc, q = tied_codes(codec, 5000, seed=21)
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    ref = total_order_ranking(scores)
+    for k in (1, 10, 121):
+        ids, got = index.search(q, k)
+        assert ids == ref[:k].tolist() and got.tobytes() == scores[ref[:k]].tobytes()
+

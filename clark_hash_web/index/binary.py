@@ -39,9 +39,8 @@ from .code_columns import CodeColumns
 from .ids import IdMap
 
 
-FIRST_PLANES = 3
-REFINE_PLANES = 8
-REFINE_ABOVE = 4096
+PLANE_STAGES = (3, 5, 8)      # bit planes of each prefilter pass (see _search_asymmetric_numpy)
+REFINE_ABOVE = 4096           # run the next pass while more rows than this survive
 
 
 def _total_order_key(bits: int) -> int:
@@ -301,9 +300,9 @@ class BinaryIndex(Index):
         """Exact asymmetric top ``k`` (all rows, or the prefiltered ``rows``).
 
         Sign codes first pass through :class:`~.bit_scan.PlaneBound`
-        (``FIRST_PLANES`` bit planes over every row, then ``REFINE_PLANES``
-        over the survivors when more than ``REFINE_ABOVE`` remain); only the
-        rows that can still reach the top ``k`` get the exact float32 score.
+        (``PLANE_STAGES[0]`` bit planes over every row, then more planes over
+        the survivors while more than ``REFINE_ABOVE`` remain); only the rows
+        that can still reach the top ``k`` get the exact float32 score.
         E8 codes (no bits to compare) are scored in full from their
         16-bit pair columns.
         """
@@ -317,7 +316,7 @@ class BinaryIndex(Index):
         sel = None if rows is None else np.asarray(rows, dtype=np.int64)
         if self.codec.supports_hamming:
             cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
-            for bits in (FIRST_PLANES, REFINE_PLANES):
+            for bits in PLANE_STAGES:
                 bound = bit_scan.PlaneBound(q.values, q.code, self._store.words, pairs, bits)
                 sel = bound.survivors(cols, k, sel)
                 if len(sel) <= REFINE_ABOVE:
