@@ -588,7 +588,9 @@ class BrowserStore:
         values = array("f", [float(v) for v in q.values])
         if sys.byteorder != "little":
             values.byteswap()
-        return {"values": values.tobytes(), "tableKind": "e8" if self.code_kind == "e8" else "bits",
+        from ..codecs.e8 import E8Codes   # E8 and learned E8: root tables of the (rotated) query
+
+        return {"values": values.tobytes(), "tableKind": "e8" if isinstance(sk, E8Codes) else "bits",
                 "nbits": self.config.n_bits, "codeBytes": self.config.code_bytes,
                 "sketchMs": (time.perf_counter() - t0) * 1000.0}
 

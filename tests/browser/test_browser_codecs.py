@@ -1,7 +1,7 @@
 """Every codec kind in the browser store == desktop, byte for byte.
 
-For E8, sign bits (with and without rotation), hyperplane LSH, ITQ and Clark
-Hash, each at d=384 and at a d that is not a multiple of 8: the codes a
+For E8, sign bits (with and without rotation), hyperplane LSH, ITQ, learned
+E8 and Clark Hash, each at d=384 and at a d that is not a multiple of 8: the codes a
 store writes, its exported sketch file, its search ids and score bits (the
 exact JS table scan for the binary/E8 kinds, the JS prefilter + Python
 ranking for Clark Hash), and the stateless encode all equal what the desktop
@@ -21,6 +21,7 @@ import pytest
 
 from clark_hash_web.codecs import registry
 from clark_hash_web.codecs.itq import train_itq
+from clark_hash_web.codecs.learned_e8 import train_learned_e8
 from clark_hash_web.formats import sketch_file
 from clark_hash_web.index import make_index
 
@@ -29,7 +30,7 @@ from browser_helpers import b64, f32_rows, unb64  # noqa: E402
 
 N_ROWS = 700
 CASES = [(kind, d) for kind in ("e8", "sign-bits", "sign-bits-hadamard", "hyperplane-lsh", "itq",
-                                "clark-hash") for d in (384, 100)]
+                                "learned-e8", "clark-hash") for d in (384, 100)]
 
 # Runs in the page: fill a fresh store named by a spec or config bytes, read everything back.
 FILL_JS = """
@@ -75,6 +76,9 @@ def vectors(n, d, seed):
 def config_for(kind, d):
     if kind == "itq":
         return train_itq(vectors(2000, d, 7).astype(np.float64), n_bits=min(d, 256), iterations=10)
+    if kind == "learned-e8":   # rotation, centering and query weights all exercised
+        return train_learned_e8(vectors(2000, d, 8), group=8, iterations=3, center=True, weights=True,
+                                queries=100, neighbours=10)
     spec = {"sign-bits-hadamard": f"sign-bits:{d}:rotation=hadamard"}.get(kind, f"{kind}:{d}")
     return registry.config_from_spec(spec)
 
