@@ -49,11 +49,11 @@ from array import array
 from ..backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
 from ..codecs import registry
 from ..codecs.base import EncodedBatch
-from ..codecs.clark_hash import ClarkHash
 from ..codecs.clark_hash_config import ClarkHashConfig
 from ..errors import ConfigError, ConfigMismatchError, InvalidInputError
 from ..index.factory import make_index
 from ..index.flat import FlatIndex
+from ..little_endian import bytes_array
 from .int8_rows import Int8Rows
 
 #: Rows per block record (48 KiB of codes with the default config).
@@ -557,10 +557,7 @@ class BrowserStore:
         raw = as_bytes(rows)
         if len(raw) % 4:
             raise InvalidInputError(f"{len(raw)} bytes of uint32 row numbers")
-        cand = array("I")
-        cand.frombytes(raw)
-        if sys.byteorder != "little":
-            cand.byteswap()
+        cand = bytes_array("I", raw)
         ids, scores = self.index.rank_rows(q, cand, int(k))
         return {"ids": list(ids), "scores": scores.tobytes(),
                 "rankPyMs": (time.perf_counter() - t0) * 1000.0}
@@ -599,10 +596,7 @@ class BrowserStore:
         if isinstance(rows, (list, tuple)):
             cand = [int(r) for r in rows]
         else:
-            cand = array("I")
-            cand.frombytes(as_bytes(rows))
-            if sys.byteorder != "little":
-                cand.byteswap()
+            cand = bytes_array("I", as_bytes(rows))
         n = len(self.index)
         bad = [r for r in cand if not 0 <= r < n]
         if bad:

@@ -9,6 +9,7 @@ from typing import Optional
 
 from ..backends import numpy_available, resolve_backend
 from ..errors import ConfigMismatchError
+from ..little_endian import array_bytes, bytes_array
 from ..validation import as_numpy_rows, as_python_rows
 
 
@@ -123,11 +124,7 @@ class EncodedBatch:
 
                     norm_codes = np.frombuffer(raw, dtype="<u2").astype(np.uint16)
                 else:
-                    norm_codes = array("H", raw)
-                    import sys
-
-                    if sys.byteorder != "little":
-                        norm_codes.byteswap()
+                    norm_codes = bytes_array("H", raw)
             elif numpy_available():
                 import numpy as np
 
@@ -201,12 +198,7 @@ class EncodedBatch:
         if self._norm_codes is None:
             return None
         if isinstance(self._norm_codes, array):
-            import sys
-
-            a = array("H", self._norm_codes)
-            if sys.byteorder != "little":
-                a.byteswap()
-            return a.tobytes()
+            return array_bytes("H", self._norm_codes)
         return self._norm_codes.astype("<u2").tobytes()
 
     def code(self, i: int) -> bytes:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import math
 import struct
-import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -51,23 +50,9 @@ from . import exact_projection as xp
 from .binary import CODEC_ITQ, BinaryCodec, BinaryConfigMixin, check_int, check_padding
 from .registry import CodecKind, register
 from ..errors import ConfigError, InvalidInputError
+from ..little_endian import bytes_array
 
 _HEAD = struct.Struct("<BBHIII")
-
-
-def _f32_bytes(values) -> bytes:
-    a = array("f", values)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a.tobytes()
-
-
-def _f32_array(raw: bytes) -> array:
-    a = array("f")
-    a.frombytes(raw)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,7 +93,7 @@ class ITQConfig(BinaryConfigMixin):
             if len(v) != size:
                 raise ConfigError(f"{name} must be {size} bytes for input_dim={d}, "
                                   f"n_bits={c}; got {len(v)}")
-            vals = _f32_array(v)
+            vals = bytes_array("f", v)
             bad = next((i for i, x in enumerate(vals) if not math.isfinite(x)), None)
             if bad is not None:
                 raise ConfigError(f"{name} value {bad} is not finite")
@@ -118,11 +103,11 @@ class ITQConfig(BinaryConfigMixin):
         return f"ITQConfig(input_dim={self.input_dim}, n_bits={self.n_bits}, fingerprint={self.fingerprint})"
 
     def mean_values(self) -> array:
-        return _f32_array(self.mean)
+        return bytes_array("f", self.mean)
 
     def projection_rows(self) -> list:
         """``input_dim`` rows of ``n_bits`` float32 values (``array('f')``)."""
-        a, c = _f32_array(self.projection), self.n_bits
+        a, c = bytes_array("f", self.projection), self.n_bits
         return [a[i * c:(i + 1) * c] for i in range(self.input_dim)]
 
     def to_bytes(self) -> bytes:

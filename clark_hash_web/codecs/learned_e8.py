@@ -85,7 +85,6 @@ import hashlib
 import json
 import math
 import struct
-import sys
 from array import array
 from dataclasses import dataclass, field
 
@@ -93,33 +92,11 @@ from .binary import BinaryConfigMixin, check_int
 from .e8 import _PAIR_INDEX, E8Codes, _encode_block_python, check_codes
 from .registry import CodecKind, register
 from ..errors import ConfigError, InvalidInputError
+from ..little_endian import bytes_array
 
 CODEC_LEARNED_E8 = 6
 PAD = 0xFFFF
 _HEAD = struct.Struct("<BBHIII16s")
-
-
-def _f32_bytes(values) -> bytes:
-    a = array("f", values)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a.tobytes()
-
-
-def _f32_array(raw: bytes) -> array:
-    a = array("f")
-    a.frombytes(raw)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a
-
-
-def _u16_array(raw: bytes) -> array:
-    a = array("H")
-    a.frombytes(raw)
-    if sys.byteorder != "little":
-        a.byteswap()
-    return a
 
 
 def padded_dim(d: int) -> int:
@@ -183,11 +160,11 @@ class LearnedE8Config(BinaryConfigMixin):
                                   f"got {len(v)}")
             object.__setattr__(self, name, v)
         for name in ("mean", "rotations", "weights"):
-            vals = _f32_array(getattr(self, name))
+            vals = bytes_array("f", getattr(self, name))
             bad = next((i for i, x in enumerate(vals) if not math.isfinite(x)), None)
             if bad is not None:
                 raise ConfigError(f"{name} value {bad} is not finite")
-        perm = _u16_array(self.perm)
+        perm = bytes_array("H", self.perm)
         used = sorted(p for p in perm if p != PAD)
         if used != list(range(d)):
             seen, dup = set(), None
@@ -320,7 +297,7 @@ class LearnedE8(E8Codes):
         super()._prepare()
         cfg = self.config
         g, D = cfg.group, cfg.padded_dim
-        perm = _u16_array(cfg.perm)
+        perm = bytes_array("H", cfg.perm)
         if self.backend == "numpy":
             import numpy as np
 
@@ -331,11 +308,11 @@ class LearnedE8(E8Codes):
                 .reshape(cfg.n_groups, g, g)
             self._weights = np.repeat(np.frombuffer(cfg.weights, dtype="<f4").astype(np.float32), 8)
         else:
-            rot = _f32_array(cfg.rotations)
-            self._mean = _f32_array(cfg.mean)
+            rot = bytes_array("f", cfg.rotations)
+            self._mean = bytes_array("f", cfg.mean)
             self._perm = list(perm)
             self._rot_rows = [rot[i * g:(i + 1) * g] for i in range(D)]
-            self._weights = _f32_array(cfg.weights)
+            self._weights = bytes_array("f", cfg.weights)
 
     def _padded_numpy(self, rows):
         import numpy as np

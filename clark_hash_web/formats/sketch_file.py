@@ -73,6 +73,7 @@ from typing import List, Optional, Union
 
 from ..codecs import registry
 from ..codecs.base import CodeRows
+from ..little_endian import array_bytes, bytes_array
 from ..errors import (ClarkHashError, ConfigError, ConfigMismatchError, DuplicateIdError,
                       InvalidInputError, SketchFileError)
 
@@ -260,10 +261,7 @@ def _ids_parts(ids) -> list:
     if kind == ID_NONE:
         return []
     if kind == ID_INT64:
-        a = array("q", ids)
-        if sys.byteorder != "little":
-            a.byteswap()
-        return [a.tobytes()]
+        return [array_bytes("q", ids)]
     blobs = [s.encode("utf-8") for s in ids]
     offsets = array("I", [0])
     total = 0
@@ -470,16 +468,9 @@ def _read_ids(mv, id_kind, count, at) -> Ids:
     if id_kind == ID_NONE:
         return None
     if id_kind == ID_INT64:
-        a = array("q")
-        a.frombytes(mv[at:at + 8 * count])
-        if sys.byteorder != "little":
-            a.byteswap()
-        ids = a.tolist()
+        ids = bytes_array("q", mv[at:at + 8 * count]).tolist()
     else:
-        offsets = array("I")
-        offsets.frombytes(mv[at:at + 4 * (count + 1)])
-        if sys.byteorder != "little":
-            offsets.byteswap()
+        offsets = bytes_array("I", mv[at:at + 4 * (count + 1)])
         blob_at = at + 4 * (count + 1)
         if offsets[0] != 0:
             _fail(f"id offsets at byte {at}: the first offset is {offsets[0]}, must be 0")
