@@ -83,6 +83,18 @@ _TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "applica
 ADMIN = None  # the principal of the admin token (a user's principal is its name)
 
 
+#: store and envelope errors -> (HTTP status, error name); the first type that matches wins
+STORE_ERRORS = (
+    (AccessDeniedError, 403, "Forbidden"),
+    (UnknownCollectionError, 404, "UnknownCollection"),
+    (UnknownUserError, 404, "UnknownUser"),
+    (StagingFullError, 503, "StagingFull"),
+    (ConfigMismatchError, 409, "ConfigMismatch"),
+    (SyncProtocolError, 400, "BadBody"),
+)
+_STORE_ERROR_TYPES = tuple(e for e, _, _ in STORE_ERRORS)
+
+
 class HTTPError(Exception):
     def __init__(self, status: int, kind: str, message: str):
         super().__init__(message)
@@ -271,18 +283,9 @@ class SyncAPI:
             if rest[2:] == ["changes"] and method == "GET":
                 return await self.pull(request, name, parse_qs(request.url.query))
             raise HTTPError(404, "NotFound", f"unknown API path {method} {path!r:.100}")
-        except AccessDeniedError as exc:
-            raise HTTPError(403, "Forbidden", str(exc)) from None
-        except UnknownCollectionError as exc:
-            raise HTTPError(404, "UnknownCollection", str(exc)) from None
-        except UnknownUserError as exc:
-            raise HTTPError(404, "UnknownUser", str(exc)) from None
-        except StagingFullError as exc:
-            raise HTTPError(503, "StagingFull", str(exc)) from None
-        except ConfigMismatchError as exc:
-            raise HTTPError(409, "ConfigMismatch", str(exc)) from None
-        except SyncProtocolError as exc:
-            raise HTTPError(400, "BadBody", str(exc)) from None
+        except _STORE_ERROR_TYPES as exc:
+            status, name = next((s, n) for e, s, n in STORE_ERRORS if isinstance(exc, e))
+            raise HTTPError(status, name, str(exc)) from None
 
     async def admin(self, request, method: str, rest: list, who):
         from starlette.concurrency import run_in_threadpool as bg
