@@ -637,6 +637,10 @@ COMMANDS = {
 }
 
 
+#: other names of a subcommand (``train-itq``: ``train`` trains ITQ unless --codec says otherwise)
+ALIASES = {"train": ["train-itq"]}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``clark-hash`` with one subparser per :data:`COMMANDS` entry."""
     parser = argparse.ArgumentParser(
@@ -644,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compact sketches of embeddings: encode, train, info, search, serve, sync.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           aliases=ALIASES.get(name, []))
         p.set_defaults(run=run, unavailable=None)
         add(p)
     return parser

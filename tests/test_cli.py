@@ -428,8 +428,8 @@ def test_encode_info_search_any_codec(work, capsys, spec):
 def test_train_itq_then_encode_with_its_config(work, capsys):
     from clark_hash_web import ITQ
 
-    status, out, _ = run(capsys, "train", "x.npy", "itq.chs", "--options", "n_bits=16,iterations=5",
-                         "--seed", 3)
+    status, out, _ = run(capsys, "train-itq", "x.npy", "itq.chs", "--options",
+                         "n_bits=16,iterations=5", "--seed", 3)
     assert status == 0 and "trained ITQ on 60 x 32" in out
     cfg = sf.load("itq.chs").config
     assert sf.load("itq.chs").count == 0 and cfg.n_bits == 16
