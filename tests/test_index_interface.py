@@ -47,6 +47,7 @@ def test_same_verbs_everywhere(spec, backend, tmp_path):
         batch = index.search_batch(x[5:7], k=3)
         assert [b[0] for b in batch] == [got, index.search(x[6], k=3)[0]]
         assert index.ids == [f"n{i}" for i in range(1, 30)] + [f"m{i}" for i in range(9)]
+        assert index.ids_at([0, 29, 1]) == ["n1", "m0", "n2"]
 
 
 @pytest.mark.parametrize("spec", SPECS)

@@ -601,7 +601,7 @@ class BrowserStore:
         bad = [r for r in cand if not 0 <= r < n]
         if bad:
             raise InvalidInputError(f"row numbers {bad[:5]} outside 0..{n - 1}")
-        return list(self.index._ids.ids_at(list(cand)))   # the index's IdMap, without copying every id
+        return list(self.index.ids_at(list(cand)))
 
     # -- two-stage rescoring (int8 rows, rescored in JS) -------------------------------
     def rescore_query(self, query) -> bytes:

@@ -31,7 +31,8 @@ from .ids import ids_of_encoded_rows
 class Index:
     """Base of the in-memory indexes: ``add``, ``search_batch``, ``save`` and ``load``.
 
-    Subclasses set ``codec`` and ``config`` and implement ``add_encoded``,
+    Subclasses set ``codec``, ``config`` and ``_ids`` (an :class:`~.ids.IdMap`) and
+    implement ``add_encoded``,
     ``remove``, ``search``, ``encoded`` and the bookkeeping, and
     :meth:`accepts` (which codecs they can hold).
     """
@@ -47,6 +48,10 @@ class Index:
     @property
     def backend(self) -> str:
         return self.codec.backend
+
+    def ids_at(self, rows) -> list:
+        """The ids of row numbers (insertion order positions), without copying every id."""
+        return self._ids.ids_at(rows)
 
     def add(self, vectors, ids=None, errors: str = "raise") -> list:
         """Encode and store vectors; returns the ids of the stored rows.

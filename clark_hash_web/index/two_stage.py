@@ -430,6 +430,9 @@ class TwoStageIndex(Index):
     def ids(self) -> list:
         return self.index.ids
 
+    def ids_at(self, rows) -> list:
+        return self.index.ids_at(rows)
+
     def __len__(self):
         return len(self.index)
 
