@@ -116,3 +116,29 @@ def desktop(cfg: ClarkHashConfig, rows, ids, queries, k):
         searches.append((list(got_ids), np.asarray(scores, dtype="<f4").tobytes()))
     file = sketch_file.to_bytes(cfg, enc.codes_bytes(), enc.norm_codes_bytes(), list(ids))
     return enc, searches, file
+
+
+_SESSION_PORTS: dict = {}
+
+
+def bind_session_port(start, key: str, preferred: int, tries: int = 20):
+    """``start(port)`` on this test session's port for ``key``; returns what it returned.
+
+    The first call tries ``preferred`` and, when another test session holds it,
+    the next ports up to ``preferred + tries - 1``; later calls reuse the port
+    that worked, so an origin (IndexedDB, service worker) stays the same for
+    the whole session.
+    """
+    if key in _SESSION_PORTS:
+        return start(_SESSION_PORTS[key])
+    error = None
+    for port in range(preferred, preferred + tries):
+        try:
+            started = start(port)
+        except OSError as exc:
+            error = exc
+            continue
+        _SESSION_PORTS[key] = port
+        return started
+    raise OSError(f"no free port for {key} in 127.0.0.1:{preferred}..{preferred + tries - 1}: "
+                  f"{error}")

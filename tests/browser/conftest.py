@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_helpers import SiteHandler, boot_harness  # noqa: E402
+from browser_helpers import SiteHandler, bind_session_port, boot_harness  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CLARK_HASH_CHROMIUM", "/usr/bin/chromium")
@@ -92,18 +92,11 @@ def site_dir(tmp_path_factory, numpy_wheel):
 @pytest.fixture(scope="session")
 def base_url(site_dir):
     handler = functools.partial(SiteHandler, directory=str(site_dir))
-    server = None
     # The port stays fixed for the whole session (IndexedDB is per origin, and the
     # persistence tests reopen the same profile); when another test session holds
     # it, the next free one of 20 is used.
-    for port in range(PORT, PORT + 20):
-        try:
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-            break
-        except OSError:
-            continue
-    if server is None:
-        pytest.fail(f"no free port in 127.0.0.1:{PORT}..{PORT + 19}")
+    server = bind_session_port(
+        lambda port: http.server.ThreadingHTTPServer(("127.0.0.1", port), handler), "site", PORT)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import SiteHandler
+from browser_helpers import SiteHandler, bind_session_port
 
 DEMO_PORT = int(os.environ.get("CLARK_HASH_DEMO_PORT", "8766"))
 #: The demo boots Pyodide, loads the 23 MB int8 model and embeds the starter notes.
@@ -69,16 +69,17 @@ class _SwitchableHandler(SiteHandler):
 
 
 class DemoServer:
-    """The site on 127.0.0.1:DEMO_PORT; set ``down = True`` to drop every request."""
+    """The site on 127.0.0.1:DEMO_PORT (or the session's next free port); ``down = True`` drops every request."""
 
     def __init__(self, site_dir):
         handler = functools.partial(_SwitchableHandler, directory=str(site_dir))
         http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", DEMO_PORT), handler)
+        self.httpd = bind_session_port(
+            lambda port: http.server.ThreadingHTTPServer(("127.0.0.1", port), handler), "demo", DEMO_PORT)
         self.httpd.daemon_threads = True
         self.httpd.down = False
         self.httpd.requests_while_down = []
-        self.url = f"http://127.0.0.1:{DEMO_PORT}/"
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

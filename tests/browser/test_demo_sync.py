@@ -23,6 +23,7 @@ import pytest
 
 from clark_hash_web.codecs import registry
 from clark_hash_web.sync.server import make_server
+from browser_helpers import bind_session_port
 from demo_fixtures import wait_ready
 
 SYNC_PORT = int(os.environ.get("CLARK_HASH_DEMO_SYNC_PORT", "8768"))
@@ -34,7 +35,8 @@ NOTES = ["Water the tomatoes every morning while the heat wave lasts",
 
 @pytest.fixture
 def serve(site_dir, tmp_path):
-    server, token, _ = make_server(tmp_path / "data", site_dir, "127.0.0.1", SYNC_PORT)
+    server, token, _ = bind_session_port(
+        lambda port: make_server(tmp_path / "data", site_dir, "127.0.0.1", port), "demo-sync", SYNC_PORT)
     server.start()
     yield server, token
     server.shutdown()

@@ -20,6 +20,7 @@ import pytest
 from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
 from clark_hash_web.formats import sketch_file
 from clark_hash_web.sync.server import make_server
+from browser_helpers import bind_session_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOT_TIMEOUT_MS = 120_000
@@ -29,7 +30,8 @@ CFG = ClarkHashConfig(input_dim=384)
 
 @pytest.fixture
 def sync_server(site_dir, tmp_path):
-    server, token, _ = make_server(tmp_path / "data", site_dir, "127.0.0.1", SYNC_PORT)
+    server, token, _ = bind_session_port(
+        lambda port: make_server(tmp_path / "data", site_dir, "127.0.0.1", port), "sync", SYNC_PORT)
     server.start()
     yield server, token
     server.shutdown()
