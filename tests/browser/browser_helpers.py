@@ -142,3 +142,18 @@ def bind_session_port(start, key: str, preferred: int, tries: int = 20):
         return started
     raise OSError(f"no free port for {key} in 127.0.0.1:{preferred}..{preferred + tries - 1}: "
                   f"{error}")
+
+
+# page.evaluate(ADD_JS, {rows: b64 float32 rows, n, ids or None, batch}): window.store.addMany
+# in batches of ``batch`` rows; returns the stored ids.
+ADD_JS = """async ({rows, n, ids, batch}) => {
+  const d = store.config.input_dim;
+  const flat = new Float32Array(CH.b64dec(rows).buffer);
+  const vecs = [];
+  for (let i = 0; i < n; i++) vecs.push(flat.subarray(i * d, (i + 1) * d));
+  const out = [];
+  for (let i = 0; i < n; i += batch) {
+    out.push(...await store.addMany(vecs.slice(i, i + batch), ids ? {ids: ids.slice(i, i + batch)} : {}));
+  }
+  return out;
+}"""

@@ -17,7 +17,7 @@ from clark_hash_web import ClarkHash, ClarkHashConfig, FlatIndex
 from clark_hash_web.formats import sketch_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_helpers import b64, boot_harness, config_js, f32_rows, unb64  # noqa: E402
+from browser_helpers import ADD_JS, b64, boot_harness, config_js, f32_rows, unb64  # noqa: E402
 
 # 48-byte sketches of small vectors: the storage layout is what is tested here.
 CFG = ClarkHashConfig(input_dim=32, sketch_dim=96, bits=4, hashes_per_input=2)
@@ -25,18 +25,6 @@ CFG = ClarkHashConfig(input_dim=32, sketch_dim=96, bits=4, hashes_per_input=2)
 OPEN_JS = """async ({name, config}) => {
   window.store = await CH.ClarkHashStore.open({name, config, runtime: rt});
   return {backend: store.backend, count: await store.count(), fingerprint: store.config.fingerprint};
-}"""
-
-ADD_JS = """async ({rows, n, ids, batch}) => {
-  const d = store.config.input_dim;
-  const flat = new Float32Array(CH.b64dec(rows).buffer);
-  const vecs = [];
-  for (let i = 0; i < n; i++) vecs.push(flat.subarray(i * d, (i + 1) * d));
-  const out = [];
-  for (let i = 0; i < n; i += batch) {
-    out.push(...await store.addMany(vecs.slice(i, i + batch), ids ? {ids: ids.slice(i, i + batch)} : {}));
-  }
-  return out;
 }"""
 
 READ_JS = """async () => {

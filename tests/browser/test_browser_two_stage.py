@@ -21,7 +21,7 @@ from clark_hash_web.index import make_index
 from clark_hash_web.index.two_stage import VectorFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser_helpers import b64, boot_harness, f32_rows, unb64  # noqa: E402
+from browser_helpers import ADD_JS, b64, boot_harness, f32_rows, unb64  # noqa: E402
 
 SPEC = "e8:384"
 D = 384
@@ -30,18 +30,6 @@ OPEN_JS = """async ({name, codec, vectors}) => {
   window.store = await CH.ClarkHashStore.open({name, codec: codec ?? undefined, vectors: vectors ?? undefined, runtime: rt});
   return {backend: store.backend, count: await store.count(), fingerprint: store.config.fingerprint,
           kind: store.config.codec.name, vectors: store.vectors};
-}"""
-
-ADD_JS = """async ({rows, n, ids, batch}) => {
-  const d = store.config.input_dim;
-  const flat = new Float32Array(CH.b64dec(rows).buffer);
-  const vecs = [];
-  for (let i = 0; i < n; i++) vecs.push(flat.subarray(i * d, (i + 1) * d));
-  const out = [];
-  for (let i = 0; i < n; i += batch) {
-    out.push(...await store.addMany(vecs.slice(i, i + batch), ids ? {ids: ids.slice(i, i + batch)} : {}));
-  }
-  return out;
 }"""
 
 READ_JS = """async () => {
