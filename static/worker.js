@@ -18,12 +18,15 @@
  * in JS from the store's int8 rows (two-stage stores, vectors: "int8").
  *
  * Opening (idb.readRows): the records are packed into one buffer of codes
- * (and int8 rows), which the JS scan reads in place. A binary or E8 store is
- * searched from it alone: Python (its index, ids and block map) gets a copy
- * only at the store's first write, ids, codes, export or stats call
- * (loadPython), so opening and searching 1M sketches keeps one copy of the
- * codes in memory (benchmarks/browser_million.py). Clark Hash stores load
- * Python at open (it ranks their candidates).
+ * (and int8 rows), which the JS scan reads in place, and a short list of
+ * blocks whose id records name the rows found. Searches need nothing else
+ * (binary and E8: the exact JS scan; Clark Hash: the JS prefilter, then
+ * Python ranks the candidates from their codes, BrowserStore.rank_codes), so
+ * Python (its index, ids and id -> block map) gets a copy of the rows only at
+ * the store's first write, ids, codes, export or stats call (loadPython), or
+ * at open for a Clark Hash store of at most prefilterMinRows rows (Python
+ * searches those alone). Opening and searching 1M sketches keeps one copy of
+ * the codes (benchmarks/browser_million.py).
  */
 
 import * as idb from "./idb-store.js";
@@ -394,10 +397,9 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
     try {
       checkRows(entry, rows);
       entry.rows = rows;
-      // Clark Hash ranks in Python: it needs the rows at once; binary and E8 stores are
-      // searched in JS alone, and Python gets the rows at their first write (loadPython)
+      // searches run on these rows in JS; Python gets them at the first write (loadPython)
       if (rows.count > prefilterMinRows || !entry.flat) scanDataFromRows(entry);   // the JS scan will need it
-      if (entry.flat) loadPython(entry);
+      if (entry.flat && rows.count <= prefilterMinRows) loadPython(entry);   // searched by Python alone
     } catch (e) {
       store.destroy();
       throw e;
@@ -433,8 +435,9 @@ function checkRows(s, rows) {
 /**
  * Hand the rows read at open to Python (once), as block records of views
  * into the packed columns (Python copies them; BrowserStore.load checks them).
- * Binary and E8 stores do this at their first operation that needs Python's
- * copy (writes, ids, codes, export, stats); until then searches never need it.
+ * Done at a store's first operation that needs Python's copy (writes, ids,
+ * codes, export, stats; searches of small Clark Hash stores); until then
+ * searches never need it.
  */
 function loadPython(s) {
   if (!s.rows) return;
@@ -600,8 +603,15 @@ function searchTwoStage(s, query, k, rescore) {
   };
 }
 
-/** Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python. */
+/**
+ * Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python
+ * (of the candidates' codes, BrowserStore.rank_codes, while Python has not
+ * loaded the rows; small stores and k outside 1..count-1 load them).
+ */
 function searchFlat(s, query, k) {
+  k = Math.floor(k);
+  if (s.rows && (s.rows.count <= prefilterMinRows || !(k > 0 && k < s.rows.count))) loadPython(s);
+  if (s.rows) return searchFlatLean(s, query, k);
   const t0 = performance.now();
   const plan = toJs(s.py.prefilter(query, k, prefilterMinRows));
   if (plan.direct) {
@@ -619,9 +629,36 @@ function searchFlat(s, query, k) {
   return {
     ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),
     sketchMs: plan.sketchMs, searchMs: t4 - t0 - plan.sketchMs,
-    scan: { mode: "js-prefilter", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
+    scan: { mode: "js-prefilter", ids: "python", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
             fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3,
             planPyMs: plan.planMs, rankPyMs: r.rankPyMs },   // time inside Python (the rest: conversions)
+  };
+}
+
+/** searchFlat while the rows live in JS only: Python ranks the candidates from their codes. */
+function searchFlatLean(s, query, k) {
+  const t0 = performance.now();
+  const data = scanData(s);
+  const plan = toJs(s.py.prefilter(query, k, prefilterMinRows, data.n));
+  const t1 = performance.now();
+  const rows = data.scanner.rows(plan, plan.k);
+  const t2 = performance.now();
+  const cb = data.codeBytes;
+  const codes = new Uint8Array(rows.length * cb);
+  const norms = data.normCodes ? new Uint16Array(rows.length) : null;
+  rows.forEach((r, j) => {
+    codes.set(data.codes.subarray(r * cb, (r + 1) * cb), j * cb);
+    if (norms) norms[j] = data.normCodes[r];
+  });
+  const r = toJs(s.py.rank_codes(codes, norms ? new Uint8Array(norms.buffer) : undefined, plan.k));
+  const best = Uint32Array.from(r.positions, (p) => rows[p]);
+  const ids = idb.idsOfRows(data.blocks, best);
+  const t3 = performance.now();
+  return {
+    ids, rows: best, scores: idb.exactBuffer(r.scores.slice()),
+    sketchMs: plan.sketchMs, searchMs: t3 - t0 - plan.sketchMs,
+    scan: { mode: "js-prefilter", ids: "js", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
+            fetchMs: 0, scanMs: t2 - t1, rankMs: t3 - t2, planPyMs: plan.planMs, rankPyMs: r.rankPyMs },
   };
 }
 
