@@ -143,31 +143,33 @@ def renderer_memory() -> dict:
 
 
 def corpus(spec: str, n: int):
-    """(config, codes bytes, queries float32 [2 * QUERIES, d]): random and corpus-like queries."""
+    """(config, codes bytes, queries float32 [2 * QUERIES, d]): random and corpus-like queries.
+
+    E8: seeded random root numbers; a corpus-like query is a stored row's
+    roots (decoded) plus noise. Other codecs: seeded Gaussian vectors encoded
+    natively; a corpus-like query is a stored row's vector plus noise.
+    """
     from clark_hash_web.codecs import registry
     from clark_hash_web.codecs.base import EncodedBatch
 
     config = registry.config_from_spec(spec)
     rng = np.random.default_rng(SEED)
     d, cb = config.input_dim, config.code_bytes
+    picked = np.sort(rng.choice(n, QUERIES, replace=False))
+    codec = registry.codec_from_config(config, "numpy")
     if registry.kind_of(config).name == "e8":
         codes = rng.integers(0, 240, size=(n, cb), dtype=np.uint8).tobytes()
-    else:   # any other codec: encode random vectors natively (chunked)
-        codec = registry.codec_from_config(config, "numpy")
-        parts = []
+        rows = b"".join(codes[r * cb:(r + 1) * cb] for r in picked)
+        near = np.asarray(codec.decode_sketch(EncodedBatch.from_bytes(config, rows)), dtype=np.float32)[:, :d]
+    else:   # encode random vectors natively (chunked), keeping the picked rows' vectors
+        parts, near = [], []
         for a in range(0, n, CHUNK):
             x = rng.standard_normal((min(CHUNK, n - a), d)).astype(np.float32)
             parts.append(codec.encode(x).codes_bytes())
+            near += [x[r - a] for r in picked if a <= r < a + len(x)]
         codes = b"".join(parts)
+        near = np.stack(near)
     random_q = rng.standard_normal((QUERIES, d)).astype(np.float32)
-    rows = rng.choice(n, QUERIES, replace=False)
-    codec = registry.codec_from_config(config, "numpy")
-    picked = b"".join(codes[r * cb:(r + 1) * cb] for r in rows)
-    decoded = getattr(codec, "decode_sketch", None)
-    if decoded is not None and registry.kind_of(config).name == "e8":
-        near = np.asarray(decoded(EncodedBatch.from_bytes(config, picked)), dtype=np.float32)[:, :d]
-    else:
-        near = rng.standard_normal((QUERIES, d)).astype(np.float32)
     near = near + 0.3 * rng.standard_normal(near.shape).astype(np.float32) * near.std()
     return config, codes, np.concatenate([random_q, near.astype(np.float32)])
 
