@@ -32,6 +32,7 @@
  * blocks {key, start row, n, ids record}; range records stay ranges. Binary
  * and E8 stores are then searched from these buffers alone (worker.js); Python
  * gets its copy (and builds its id -> block map) at the first write.
+ * allIds / idsOfRows name rows from these blocks.
  *
  * Writes: every batch (add, import, delete) is ONE readwrite transaction over
  * blocks + ids + meta, durability "strict". New rows fill the last block and then
@@ -170,6 +171,16 @@ function appendColumn(cols, name, buf, row, n, rowsLeft) {
     a = cols[name] = grown;
   }
   a.set(new Uint8Array(buf), row * width);
+}
+
+/** Every id of readRows() blocks, in row order. */
+export function allIds(blocks) {
+  const out = [];
+  for (const b of blocks) {
+    if (b.ids.kind === "range") for (let i = 0; i < b.n; i++) out.push(b.ids.start + i);
+    else for (let i = 0; i < b.n; i++) out.push(b.ids.data[i]);
+  }
+  return out;
 }
 
 /**

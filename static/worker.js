@@ -23,7 +23,7 @@
  * (binary and E8: the exact JS scan; Clark Hash: the JS prefilter, then
  * Python ranks the candidates from their codes, BrowserStore.rank_codes), so
  * Python (its index, ids and id -> block map) gets a copy of the rows only at
- * the store's first write, ids, codes, export or stats call (loadPython), or
+ * the store's first write, codes, export or stats call (loadPython), or
  * at open for a Clark Hash store of at most prefilterMinRows rows (Python
  * searches those alone). Opening and searching 1M sketches keeps one copy of
  * the codes (benchmarks/browser_million.py).
@@ -435,8 +435,8 @@ function checkRows(s, rows) {
 /**
  * Hand the rows read at open to Python (once), as block records of views
  * into the packed columns (Python copies them; BrowserStore.load checks them).
- * Done at a store's first operation that needs Python's copy (writes, ids,
- * codes, export, stats; searches of small Clark Hash stores); until then
+ * Done at a store's first operation that needs Python's copy (writes, codes,
+ * export, stats; searches of small Clark Hash stores); until then
  * searches never need it.
  */
 function loadPython(s) {
@@ -699,7 +699,8 @@ const OPS = {
     return countOf(storeOf(handle));
   },
   async ids({ handle }) {
-    return toJs(loaded(handle).py.index.ids);
+    const s = storeOf(handle);
+    return s.rows ? idb.allIds(s.rows.blocks) : toJs(s.py.index.ids);
   },
   /** -> {ids, codes: ArrayBuffer, normCodes: ArrayBuffer|null} */
   async codes({ handle }) {

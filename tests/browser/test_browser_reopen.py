@@ -65,6 +65,7 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop}) => {
   const reopen = async () => { await s.close(); s = await CH.ClarkHashStore.open({name, runtime: rt}); };
   await reopen();
   const count = await s.count();
+  const firstIds = await s.ids();       // from the id records, before Python loads
   const first = await searchAll();
   await s.delete(drop);                 // Python loads its copy here
   const afterDelete = await searchAll();
@@ -74,7 +75,7 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop}) => {
   await s.close();
   await CH.ClarkHashStore.destroy(name, rt);
   await rt.call("setPrefilterMinRows", {rows: 2000});
-  return {count, first, afterDelete, reopened, reopenedIds};
+  return {count, firstIds, first, afterDelete, reopened, reopenedIds};
 }
 """
 
@@ -133,7 +134,7 @@ def test_reopened_store_finds_what_the_desktop_finds(runtime_page, spec, id_kind
     got = page.evaluate(REOPEN_JS, {
         "name": f"reopen-{spec}-{id_kind}", "codec": spec, "rows": f32_rows(rows), "batches": batches,
         "ids": ids, "queries": f32_rows(queries), "nq": len(queries), "k": k, "drop": drop})
-    assert got["count"] == N
+    assert got["count"] == N and got["firstIds"] == ids
     want, _ = desktop(config, rows, ids, queries, k)
     want_after, ids_after = desktop(config, rows, ids, queries, k, drop)
     same(got["first"], want, f"{spec} {backend} reopened")
