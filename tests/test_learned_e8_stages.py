@@ -52,6 +52,9 @@ def test_training_is_deterministic_and_spends_bytes_on_high_variance_axes(data, 
     assert stages[0] == max(stages) and stages[0] >= 2 and len(stages) < 8
     flat = train_staged_e8(data[:2000], seed=2, max_stages=1)
     assert list(flat.stages) == [1] * 8
+    assert np.abs(np.frombuffer(staged.offset, "<f4")).max() > 0.01  # centered by default
+    uncentered = train_staged_e8(data[:2000], seed=2, center=False)
+    assert not any(np.frombuffer(uncentered.offset, "<f4"))
 
 
 @pytest.mark.parametrize("d,code_bytes", [(64, None), (37, 7), (20, 9)])

@@ -76,7 +76,7 @@ from dataclasses import dataclass
 
 from .binary import check_int
 from .e8 import ROOTS, _encode_block_python
-from .learned_e8 import LearnedE8, LearnedE8Head, e8_codes_numpy
+from .learned_e8 import LearnedE8, LearnedE8Head, _flag, e8_codes_numpy
 from ..errors import ConfigError, InvalidInputError
 from ..little_endian import bytes_array
 
@@ -246,20 +246,27 @@ def rotate_python(row, columns, offset=None) -> list:
 
 
 def stage_codes_numpy(y, stages, scales64):
-    """(N, K) float64 -> (N, C) uint8: E8 stages per kept block (step 5)."""
+    """(N, K) float64 -> (N, C) uint8: E8 stages per kept block (step 5).
+
+    Stage ``s`` of every block that has one is coded in one call (the blocks
+    are independent), so there are ``max(stages)`` E8 calls, not ``C``.
+    """
     import numpy as np
 
     roots = np.zeros((256, 8))
     roots[:len(ROOTS)] = ROOTS
-    out = np.empty((len(y), int(sum(stages))), dtype=np.uint8)
-    col = 0
-    for b, ns in enumerate(stages):
-        res = np.array(y[:, 8 * b:8 * b + 8])
-        for _ in range(ns):
-            code = e8_codes_numpy(res)[:, 0]
-            out[:, col] = code
-            res -= scales64[col] * roots[code]
-            col += 1
+    stages = np.asarray(stages)
+    first = np.concatenate([[0], np.cumsum(stages)[:-1]])   # code column of stage 0 per block
+    out = np.empty((len(y), int(stages.sum())), dtype=np.uint8)
+    res = np.array(y, dtype=np.float64).reshape(len(y), len(stages), 8)
+    for level in range(int(stages.max())):
+        blocks = np.flatnonzero(stages > level)   # a prefix: stages do not have to be sorted
+        part = res[:, blocks] if len(blocks) < len(stages) else res
+        codes = e8_codes_numpy(part.reshape(len(y), -1))
+        out[:, first[blocks] + level] = codes
+        part -= scales64[first[blocks] + level][None, :, None] * roots[codes]
+        if len(blocks) < len(stages):
+            res[:, blocks] = part
     return out
 
 
@@ -384,7 +391,8 @@ def _option_int(name, value, lo, hi) -> int:
 
 
 def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float = 0.5,
-                    max_stages: int = 8, max_rows: int = 10_000, log=None) -> StagedE8Config:
+                    max_stages: int = 8, max_rows: int = 10_000, center: bool = True,
+                    log=None) -> StagedE8Config:
     """Train a format-2 learned-E8 head on a sample of your embeddings (numpy required).
 
     Parameters
@@ -404,6 +412,10 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
         At most this many bytes per block of 8 axes.
     max_rows : int, default 10000
         At most this many rows (a seeded subset) are used.
+    center : bool, default True
+        Rotate ``x - mean`` (the offset ``o``): no bytes spent on the direction
+        all embeddings share. ``False``: principal axes of the uncentered
+        second moment, offset 0.
     log : callable, optional
         Called with progress strings.
 
@@ -436,8 +448,9 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
         raise InvalidInputError(f"query_weight must be a number, got {query_weight!r}") from None
     if not 0.0 <= query_weight <= 4.0:
         raise InvalidInputError(f"query_weight must be in 0..4, got {query_weight}")
+    center = _flag("center", center)
     options = {"format": FORMAT, "code_bytes": code_bytes, "query_weight": query_weight,
-               "max_stages": max_stages, "max_rows": max_rows, "seed": seed}
+               "max_stages": max_stages, "max_rows": max_rows, "center": center, "seed": seed}
     h = hashlib.sha256(b"clark-hash-web/learned-e8 training\x00")
     h.update(json.dumps(options, sort_keys=True).encode())
     h.update(struct.pack("<QQ", n, d))
@@ -448,8 +461,8 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
     x = x / norms[:, None]
     if n > max_rows:
         x = x[np.sort(rng.choice(n, max_rows, replace=False))]
-    mu = x.mean(axis=0)
-    lam, vec = np.linalg.eigh(np.cov(x.T) if len(x) > 1 else np.zeros((d, d)))
+    mu = x.mean(axis=0) if center else np.zeros(d)
+    lam, vec = np.linalg.eigh((x - mu).T @ (x - mu) / len(x))
     lam, vec = lam[::-1], vec[:, ::-1]
     flip = np.sign(vec[np.argmax(np.abs(vec), axis=0), np.arange(d)])
     vec = vec * np.where(flip == 0, 1.0, flip)  # sign convention: largest entry positive
