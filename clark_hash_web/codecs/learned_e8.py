@@ -1,5 +1,12 @@
 """A learned E8 head: train once on your embeddings, then encode anywhere with identical bytes.
 
+Two config formats share codec kind 6 (byte 1 of the config says which):
+format 2 (:mod:`clark_hash_web.codecs.learned_e8_stages`: principal axes and
+E8 stages where the variance is; recall@10 0.735 on SOTU, the default of
+``clark-hash train --codec learned-e8``) and format 1, described here (a
+block rotation before the plain E8 code; ``head="rotation"``).
+:class:`LearnedE8` builds the right codec for either.
+
 :class:`LearnedE8` (codec kind 6) is the E8 lattice codec of
 :mod:`clark_hash_web.codecs.e8` (one root byte per 8 dimensions, 48 bytes for
 384 dimensions) preceded by a *learned, structured rotation* and followed by
