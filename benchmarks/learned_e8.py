@@ -157,7 +157,8 @@ def stsb_pearson(codec):
 
 
 STAGED = [  # format-2 variants (principal axes + E8 stages), trained on the 30k base rows
-    ("stages, default (centered, query_weight 0.5, max_stages 8)", {}),
+    ("stages, default (centered, query_weight 0.5, max_stages 8, rate classes mixed)", {}),
+    ("stages, rate classes not mixed (principal axes as they are)", dict(mix=False)),
     ("stages, not centered", dict(center=False)),
     ("stages, query_weight 0 (plain squared error)", dict(query_weight=0.0)),
     ("stages, query_weight 0.25", dict(query_weight=0.25)),

@@ -46,6 +46,8 @@ def test_config_bytes_round_trip_and_registry_reads_both_formats(staged, data):
 def test_training_is_deterministic_and_spends_bytes_on_high_variance_axes(data, staged):
     assert train_staged_e8(data[:2000], seed=2).to_bytes() == staged.to_bytes()
     assert train_staged_e8(data[:2000], seed=3, max_rows=1500).to_bytes() != staged.to_bytes()
+    unmixed = train_staged_e8(data[:2000], seed=2, mix=False)
+    assert unmixed.stages == staged.stages and unmixed.rotation != staged.rotation
     stages = list(staged.stages)
     # the test data has a decaying spectrum: the first block (largest variance) gets the most
     # stages, and some low-variance blocks are dropped (fewer kept blocks than 64 / 8)
