@@ -751,23 +751,46 @@ class BrowserStore:
         ``sketchRecordBytes`` counts codes, norm codes, ids and the meta
         record; ``vectorRecordBytes`` the int8 rescoring rows (0 without).
         """
-        payload = len(self.config.to_bytes()) + 64  # meta record: config bytes + small fields
-        vec_payload = 0
-        for b in self.blocks.values():
-            payload += b.n * self.config.code_bytes + b.norm_bytes + 8 + b.id_bytes
-            vec_payload += len(b.vectors) if b.vectors else 0
-        n = len(self.index)
         vb = self._int8.row_bytes if self._int8 is not None else 0
         without = 0
         if vb:
             for b in self.blocks.values():
                 without += sum(1 for r in range(b.n) if b.vectors[r * vb:r * vb + 4] == b"\0\0\0\0")
-        return {"notesWithoutVectors": without,"count": n, "backend": self.codec.backend, "codec": registry.describe(self.config),
-                "codeBytes": self.config.code_bytes,
+        sizes = [(b.n, b.norm_bytes, b.id_bytes) for b in self.blocks.values()]
+        vec_payload = sum(len(b.vectors) for b in self.blocks.values() if b.vectors)
+        return self.stats_of_blocks(sizes, without, vec_payload)
+
+    def stats_of_blocks(self, sizes, without: int, vector_bytes: int) -> dict:
+        """:meth:`stats` of block records described by the caller.
+
+        The worker answers ``stats()`` this way while Python has not loaded the
+        rows (static/worker.js, ``rowStats``), from the rows read at open.
+
+        Parameters
+        ----------
+        sizes : list of (rows, norm code bytes, ids record bytes)
+            One per block record (ids record bytes as :func:`_ids_record_bytes`).
+        without : int
+            Rows whose int8 rescoring row has scale 0 (``notesWithoutVectors``).
+        vector_bytes : int
+            Bytes of int8 rescoring rows in all records.
+        """
+        cb = self.config.code_bytes
+        payload = len(self.config.to_bytes()) + 64  # meta record: config bytes + small fields
+        n = 0
+        for rows, norm_bytes, id_bytes in sizes:
+            rows = int(rows)
+            n += rows
+            payload += rows * cb + int(norm_bytes) + 8 + int(id_bytes)
+        vec_payload = int(vector_bytes)
+        vb = self._int8.row_bytes if self._int8 is not None else 0
+        return {"notesWithoutVectors": int(without), "count": n, "backend": self.codec.backend,
+                "codec": registry.describe(self.config),
+                "codeBytes": cb,
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
                 "vectorBytesPerNote": vb, "vectors": self.vectors,
                 "bytesPerNote": self.config.storage_bytes_per_vector + vb,
-                "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
+                "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(sizes),
                 "sketchRecordBytes": payload, "vectorRecordBytes": vec_payload,
                 "recordBytes": payload + vec_payload,
                 "recordBytesPerSketch": (payload / n) if n else None,
