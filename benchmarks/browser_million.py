@@ -29,8 +29,9 @@ codec, E8 48 B (``e8:384``), 1,000,000 sketches.
      page and the worker;
    - exactness: every query's ids and score bits against the native exact
      ranking (``make_index(config, backend="numpy")`` over the same codes);
-   - then (outside the targets) one ``store.add()``: its time, and the tab's
-     memory once Python has loaded its own copy of the rows.
+   - then (outside the targets) one ``store.stats()`` (answered from the rows
+     read at open) and one ``store.add()``: its time, and the tab's memory
+     once Python has loaded its own copy of the rows.
 
 Targets (issue 14): top-10 <= 100 ms, open <= 2 s, extra tab memory <= 64 MB
 beyond the sketches' own N * code bytes (48 MB at 1M x 48 B).
@@ -102,6 +103,12 @@ SEARCH_JS = """async ({queries, nq, d, warmup, rounds}) => {
   }
   const scan = await rt.call("search", {handle: store.handle, query: q(0).buffer, k: 10});
   return {coldMs, coldIds: cold.ids, out, scanBreakdown: scan.scan};
+}"""
+
+STATS_JS = """async () => {
+  const t = performance.now();
+  const st = await store.stats();
+  return {ms: performance.now() - t, count: st.count, recordBytes: st.recordBytes};
 }"""
 
 WRITE_JS = """async ({d}) => {
@@ -246,13 +253,14 @@ def measure(base, launch, name, queries, d):
     page.evaluate(GC_JS)
     time.sleep(1.0)
     after = renderer_memory()
+    stats = page.evaluate(STATS_JS)   # answered from the rows read at open (no Python copy)
     # one added vector: Python loads its own copy of the rows (not part of the targets)
     write_ms = page.evaluate(WRITE_JS, {"d": d})
     page.evaluate(GC_JS)
     time.sleep(1.0)
     after_write = renderer_memory()
     ctx.close()
-    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write}
+    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write, "stats": stats}
 
 
 def main_million(args, serve):
@@ -331,7 +339,9 @@ def main_million(args, serve):
                    "per_process_before": before, "per_process_after": after},
         "after_first_write": {
             "what": "one store.add() after the searches: Python loads its own copy of the rows "
-                    "(index, ids, id -> block map); not part of the targets",
+                    "(index: codes, and ids as one int64 array per store when they only increased); "
+                    "not part of the targets",
+            "stats_before_write": wrote["stats"],
             "first_write_ms": wrote["first_write_ms"],
             "renderer_rss_mb": sum(p["rss_mb"] for p in wrote["memory"].values()),
             "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before},
