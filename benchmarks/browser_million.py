@@ -118,6 +118,9 @@ WRITE_JS = """async ({d}) => {
   return performance.now() - t;
 }"""
 
+#: the worker's wasm memory (Python's heap; it grows to its peak and never shrinks), MB
+HEAP_JS = """async () => await rt.call("runPython", {code: "import pyodide_js; pyodide_js._module.HEAP8.length / 2**20"})"""
+
 GC_JS = """async () => {
   if (window.gc) window.gc();
   await rt.call("runPython", {code: "import gc, js; gc.collect(); js.gc()"});
@@ -247,6 +250,7 @@ def measure(base, launch, name, queries, d):
     page.evaluate(GC_JS)
     time.sleep(1.0)
     before = renderer_memory()
+    heap = {"before_open": page.evaluate(HEAP_JS)}
     opened = page.evaluate(OPEN_JS, {"name": name})
     res = page.evaluate(SEARCH_JS, {"queries": b64(np.ascontiguousarray(queries, "<f4").tobytes()),
                                     "nq": len(queries), "d": d, "warmup": WARMUP, "rounds": ROUNDS})
@@ -254,13 +258,16 @@ def measure(base, launch, name, queries, d):
     time.sleep(1.0)
     after = renderer_memory()
     stats = page.evaluate(STATS_JS)   # answered from the rows read at open (no Python copy)
+    heap["after_searches_and_stats"] = page.evaluate(HEAP_JS)
     # one added vector: Python loads its own copy of the rows (not part of the targets)
     write_ms = page.evaluate(WRITE_JS, {"d": d})
     page.evaluate(GC_JS)
     time.sleep(1.0)
     after_write = renderer_memory()
+    heap["after_first_write"] = page.evaluate(HEAP_JS)
     ctx.close()
-    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write, "stats": stats}
+    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write, "stats": stats,
+                                               "wasm_heap_mb": heap}
 
 
 def main_million(args, serve):
@@ -342,6 +349,7 @@ def main_million(args, serve):
                     "(index: codes, and ids as one int64 array per store when they only increased); "
                     "not part of the targets",
             "stats_before_write": wrote["stats"],
+            "worker_wasm_heap_mb": wrote["wasm_heap_mb"],
             "first_write_ms": wrote["first_write_ms"],
             "renderer_rss_mb": sum(p["rss_mb"] for p in wrote["memory"].values()),
             "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before},

@@ -434,8 +434,9 @@ function checkRows(s, rows) {
 }
 
 /**
- * Hand the rows read at open to Python (once), as block records of views
- * into the packed columns (Python copies them; BrowserStore.load checks them).
+ * Hand the rows read at open to Python (once), one block record at a time
+ * (views into the packed columns, which toPy copies; BrowserStore.load_record
+ * checks them), so Python never holds more than its index and one block.
  * Done at a store's first operation that needs Python's copy (writes, codes,
  * export; searches of small Clark Hash stores); until then
  * searches never need it.
@@ -444,17 +445,25 @@ function loadPython(s) {
   if (!s.rows) return;
   const { rows } = s;
   const cb = rows.codeBytes, vb = 4 + s.dim;
-  const pyRecords = py.toPy(rows.blocks.map((b) => ({
-    key: b.key,
-    block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
-             norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
-             vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
-    ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
-  })));
   try {
-    s.py.load(pyRecords, s.meta.nextAuto || 0);
-  } finally {
-    pyRecords.destroy();
+    for (const b of rows.blocks) {   // one record at a time: toPy copies its bytes into Python
+      const rec = py.toPy({
+        key: b.key,
+        block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
+                 norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
+                 vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
+        ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
+      });
+      try {
+        s.py.load_record(rec);
+      } finally {
+        rec.destroy();
+      }
+    }
+    s.py.load(undefined, s.meta.nextAuto || 0);
+  } catch (e) {
+    s.py.reset();
+    throw e;
   }
   s.rows = null;   // Python's index is the truth from now on (the scan data stays until a write)
 }

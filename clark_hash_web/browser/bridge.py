@@ -301,16 +301,26 @@ class BrowserStore:
         """
         t0 = time.perf_counter()
         try:
-            for rec in sorted(records, key=lambda r: int(r["key"])):
-                self._load_block(rec)
+            for rec in sorted(records or (), key=lambda r: int(r["key"])):
+                self.load_record(rec)
         except Exception:
-            self.index = make_index(self.codec)
-            self.blocks, self._starts = {}, None
+            self.reset()
             raise
         self.next_auto = max(self.next_auto, int(next_auto or 0))
         return (time.perf_counter() - t0) * 1000.0
 
-    def _load_block(self, rec) -> None:
+    def reset(self) -> None:
+        """Forget every row (a load that failed part way leaves the store empty)."""
+        self.index = make_index(self.codec)
+        self.blocks, self._starts, self._row_map = {}, None, None
+
+    def load_record(self, rec) -> None:
+        """Add one block record read at open (keys ascending; see :meth:`load`).
+
+        The worker hands the records over one at a time, so only one block's
+        bytes cross into Python at once; after a failure it calls
+        :meth:`reset`.
+        """
         cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
         key, blk, idrec = int(rec["key"]), rec["block"], rec["ids"]
