@@ -9,7 +9,9 @@ bit arithmetic instead of a gather. Every float32 operation that decides the
 code is the reference one (same operands, same order): ``s1 = a_i + a_j``,
 ``T`` the sequential sum of the (possibly flipped) magnitudes, ``s2 = 0.5 T``,
 so the bytes are identical. Chunks keep the temporaries to a few MB whatever
-the batch size.
+the batch size. :func:`encode_columns` also takes float64 columns (the same
+rule with float64 sums: the stages of the learned-E8 head, see
+:mod:`.learned_e8_stages_fast`).
 """
 
 from __future__ import annotations
@@ -53,9 +55,27 @@ def encode_blocks(blocks):
 def _encode_chunk(blocks):
     import numpy as np
 
-    x = np.ascontiguousarray(np.asarray(blocks, dtype=np.float32).T)   # (8, B)
-    # |x| as int32 bit patterns: same order and equality as the floats (a >= +0, no NaN)
-    a = x.view(np.int32) & np.int32(0x7FFFFFFF)
+    return encode_columns(np.ascontiguousarray(np.asarray(blocks, dtype=np.float32).T))
+
+
+_INT_OF = {4: ("int32", "uint32", 0x7FFFFFFF), 8: ("int64", "uint64", 0x7FFFFFFFFFFFFFFF)}
+
+
+def encode_columns(x):
+    """(8, B) float32 or float64 coordinate columns -> (B,) uint8 root numbers.
+
+    Row ``k`` holds coordinate ``k`` of every block (rows may be strided views).
+    The rule of :mod:`.e8` in the input's precision: float32 input gives the
+    E8 codec's bytes; float64 input gives the rule evaluated in float64 (the
+    learned head's stages), ``s1``, ``T`` and ``s2`` all rounded to float64.
+    """
+    import numpy as np
+
+    ftype = x.dtype.type
+    iname, uname, mask = _INT_OF[x.dtype.itemsize]
+    itype, utype = np.dtype(iname), np.dtype(uname)
+    # |x| as integer bit patterns: same order and equality as the floats (a >= +0, no NaN)
+    a = x.view(itype) & itype.type(mask)
     negbits = _flags(x < 0)
     # integer candidate: i = first largest, j = first largest among the others
     mx = a.max(axis=0)
@@ -64,24 +84,25 @@ def _encode_chunk(blocks):
     i = _lowest_bit_index(eqbits)
     rest = eqbits & (eqbits - np.uint8(1))
     several = rest != 0
-    a2 = a | -eq.view(np.int8).astype(np.int32)           # the largest ones -> -1
+    a2 = a | -eq.view(np.int8).astype(itype)           # the largest ones -> -1
     mx2 = a2.max(axis=0)
     j_single = _lowest_bit_index(_flags(a2 == mx2) | several.view(np.uint8))
     j = np.where(several, _lowest_bit_index(rest | ~several.view(np.uint8) & np.uint8(1)),
                  j_single)
-    mxf = mx.view(np.float32)
-    s1 = mxf + np.where(several, mx, mx2).view(np.float32)
+    mxf = mx.view(ftype)
+    s1 = mxf + np.where(several, mx, mx2).view(ftype)
     # half candidate: flip the first smallest when the sign count is odd
     odd = np.bitwise_count(negbits) & np.uint8(1)
     m = _lowest_bit_index(_flags(a == a.min(axis=0)))
     flipbits = (odd << m).astype(np.uint8)
     shifts = np.arange(8, dtype=np.uint8)[:, None]
-    signs = ((flipbits[None, :] >> shifts) & np.uint8(1)).astype(np.uint32) << np.uint32(31)
-    terms = (a.view(np.uint32) | signs).view(np.float32)    # a >= +0: OR sets the sign
-    t = np.float32(0) + terms[0]
+    signs = ((flipbits[None, :] >> shifts) & np.uint8(1)).astype(utype) << \
+        utype.type(8 * x.dtype.itemsize - 1)
+    terms = (a.view(utype) | signs).view(ftype)    # a >= +0: OR sets the sign
+    t = ftype(0) + terms[0]
     for k in range(1, 8):
         t += terms[k]
-    s2 = np.float32(0.5) * t
+    s2 = ftype(0.5) * t
     half = (negbits ^ flipbits) & np.uint8(0x7F)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
     lo16, hi16 = lo.astype(np.int16), hi.astype(np.int16)
