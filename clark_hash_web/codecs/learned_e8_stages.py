@@ -43,6 +43,10 @@ pure Python, Pyodide) gives the same result:
    the E8 root number of the residual (the rule of :mod:`.e8` evaluated in
    float64), then ``res_k = res_k - c_{b,s} root_k`` (float64).
 
+The numpy backend encodes with :mod:`.learned_e8_stages_fast` (same bytes,
+transposed layout, all blocks of one stage level at once);
+:func:`rotate_numpy` and :func:`stage_codes_numpy` are the steps as written.
+
 A query is rotated by steps 1-4 without the offset (a constant shift of all
 its scores), rounded to float32 (``v``), and expanded to one 8-block per code
 byte, ``fl32(v_{b,k} c_{b,s})``; its byte tables and scores are then exactly
