@@ -183,24 +183,32 @@ def test_float64_column_rule_equals_python_rule_on_ties():
 
 def _crafted_config():
     """d=40, 4 kept blocks with unsorted stage counts [1, 3, 2, 4], a signed identity
-    rotation (exact y), zero offset on block 1 and powers of two for its scales."""
+    rotation (exact y); blocks 1 and 3 have powers of two as scales, block 3 a zero
+    offset, blocks 1 and 2 an offset of +-2**-40 on their first axis (a float64-only
+    difference)."""
     d, K = 40, 32
     rot = np.zeros((d, K), dtype="<i2")
     for j in range(K):
-        rot[j, j] = (1 << 14) * (-1 if j % 5 == 3 else 1)
+        rot[j, j] = (1 << 14) * (-1 if j % 5 == 3 else 1)     # minus on axes 8, 13, 23, 28
     offset = (np.arange(K) % 7 - 3) / 16.0
     offset[8:16] = 0.0
+    offset[8] = 2.0 ** -40
+    offset[24:32] = 0.0
+    offset[16:24] = 0.0
+    offset[16] = -(2.0 ** -40)
     stages = [1, 3, 2, 4]
-    scales = [0.3, 0.25, 0.25, 0.5, 0.2, 0.07, 0.11, 0.05, 0.02, -0.01]
+    scales = [0.3, 0.25, 0.25, 0.5, 0.2, 0.07, 0.25, 0.25, 0.5, -0.01]
     return StagedE8Config(d, bytes(16), offset.astype("<f4").tobytes(), rot.tobytes(),
                           bytes(stages), np.asarray(scales, "<f4").tobytes())
 
 
 def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chunks(monkeypatch):
-    """The fast numpy encoder (transposed BLAS rotation, blocks sorted by stages, residual
-    tables, chunks) writes the bytes of the step-by-step numpy reference and of pure Python:
-    exact root ties, a residual that becomes exactly zero, unsorted stage counts, rows of
-    small integers (equal magnitudes), extreme row scales, chunk boundaries."""
+    """The fast numpy encoder (transposed BLAS rotation, blocks sorted by stages, the E8 rule
+    in float32 where provably equal and in float64 elsewhere, residual tables, chunks) writes
+    the bytes of the step-by-step numpy reference and of pure Python: exact root ties,
+    near-ties that float32 would decide the other way, residuals that become exactly zero
+    or 2**-40, unsorted stage counts, rows of small integers (equal magnitudes), extreme row
+    scales, chunk boundaries."""
     from clark_hash_web.codecs import learned_e8_stages_fast
 
     cfg = _crafted_config()
@@ -210,14 +218,28 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     x[:100, 0] = 2.0                                    # no zero rows
     tie = np.zeros(40, dtype=np.float32)
     tie[8:16] = [3, 3, 1, 1, 1, 1, 1, 1]
-    tie[32:34] = [6, 2]                                 # |x| = 8: y[8:16] = x[8:16] / 8 exactly
+    tie[24:32] = [3, 3, 1, 1, -1, 1, 1, 1]
+    tie[32] = 4                                         # |x| = 8: y = x / 8 exactly
     x[100], x[101], x[102] = tie, tie * np.float32(2.0 ** -50), tie * np.float32(2.0 ** 40)
+    near = np.zeros(40, dtype=np.float32)
+    near[16:24] = [16, 12, 8, 6, 5, 4, 3, 2]           # distinct magnitudes
+    near[32:35] = [21, 5, 2]                            # |x| = 32
+    x[103], x[104] = near, -near
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_VALUES", 8 * 4 * 7)   # 7 rows a chunk
     a, b = LearnedE8(cfg, "numpy"), LearnedE8(cfg, "python")
     fast = a.encode(x).codes
     assert fast.tobytes() == a._encode_numpy_reference(x).tobytes()
     assert fast.tobytes() == b.encode(x.tolist()).codes_bytes()
-    # block 1 (code columns 1..3): y = (-3,3,1,1,1,-1,1,1)/8 (rotation signs) is an exact tie
-    # s1 = s2 (half root 33: minus at 0 and 5), the residual (-1/4, 1/4, 0, ..) takes root
-    # (-1, 1, 0, ..) = 130, then the residual is exactly 0 (half root 0)
-    assert fast[100:103, 1:4].tolist() == [[33, 130, 0]] * 3
+    # block 3 (code columns 6..9): y = (3,3,1,1,1,1,1,1)/8 is an exact tie s1 = s2 (half
+    # root 0), the residual (1/4, 1/4, 0, ..) takes root (1, 1, 0, ..) = 128, then the
+    # residual is exactly 0 (half root 0), then -1/4 everywhere (half root 127)
+    assert fast[100:103, 6:10].tolist() == [[0, 128, 0, 127]] * 3
+    # block 1 (columns 1..3): y = (-3/8 - 2**-40, 3/8, 1/8, 1/8, 1/8, -1/8, 1/8, 1/8):
+    # s1 > s2 by 2**-41 in float64 (root (-1, 1, 0, ..) = 130; float32 sees a tie: half
+    # root 33), then (-1/8 - 2**-40, 1/8, ..) is a half root again (33), then the residual
+    # (-2**-40, 0, .., 0) takes the integer root (-1, 1, 0, ..) = 130
+    assert fast[100:103, 1:4].tolist() == [[130, 33, 130]] * 3
+    # block 2 (column 4): y = (1/2 + 2**-40, 3/8, -1/4, 3/16, 5/32, 1/8, 3/32, -1/16): distinct
+    # magnitudes, s1 = 7/8 + 2**-40 > s2 = 7/8 + 2**-41 only in float64 (integer root
+    # (1, 1, 0, ..) = 128; float32: an exact tie, half root 4): only the margin check sees it
+    assert fast[103, 4] == 128

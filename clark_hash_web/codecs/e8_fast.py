@@ -61,13 +61,24 @@ def _encode_chunk(blocks):
 _INT_OF = {4: ("int32", "uint32", 0x7FFFFFFF), 8: ("int64", "uint64", 0x7FFFFFFFFFFFFFFF)}
 
 
-def encode_columns(x):
+def encode_columns(x, doubt: bool = False):
     """(8, B) float32 or float64 coordinate columns -> (B,) uint8 root numbers.
 
     Row ``k`` holds coordinate ``k`` of every block (rows may be strided views).
     The rule of :mod:`.e8` in the input's precision: float32 input gives the
     E8 codec's bytes; float64 input gives the rule evaluated in float64 (the
     learned head's stages), ``s1``, ``T`` and ``s2`` all rounded to float64.
+
+    ``doubt=True`` (float32 input ``fl32(y)`` of float64 blocks ``y``) also
+    returns a (B,) bool mask; where it is False the code equals the float64
+    rule's code on ``y``. Rounding to float32 is monotone, so the indices
+    ``i``, ``j``, ``m`` agree when the largest, the second largest and the
+    smallest magnitude are each unique in float32, and the signs agree when
+    the smallest magnitude is not 0. Then ``s1 - s2`` moves by less than
+    ``40 * 2**-24 * max|y|`` between the two precisions (each magnitude
+    rounded once, 1 + 7 roundings in the float32 sum of 8 terms <= 8 max), so
+    the comparison agrees when ``|s1 - s2| > 2**-16 max`` in float32 (blocks
+    with ``max < 2**-100``, near float32 subnormals, are doubted too).
     """
     import numpy as np
 
@@ -91,14 +102,17 @@ def encode_columns(x):
     else:
         a2 = a | -eq.view(np.int8).astype(itype)
     mx2 = a2.max(axis=0)
-    j_single = _lowest_bit_index(_flags(a2 == mx2) | several.view(np.uint8))
+    second = _flags(a2 == mx2)
+    j_single = _lowest_bit_index(second | several.view(np.uint8))
     j = np.where(several, _lowest_bit_index(rest | ~several.view(np.uint8) & np.uint8(1)),
                  j_single)
     mxf = mx.view(ftype)
     s1 = mxf + np.where(several, mx, mx2).view(ftype)
     # half candidate: flip the first smallest when the sign count is odd
     odd = np.bitwise_count(negbits) & np.uint8(1)
-    m = _lowest_bit_index(_flags(a == a.min(axis=0)))
+    mn = a.min(axis=0)
+    smallest = _flags(a == mn)
+    m = _lowest_bit_index(smallest)
     flipbits = (odd << m).astype(np.uint8)
     if wide:                    # negate the flipped magnitudes in place (a is not read again)
         terms = a.view(ftype)
@@ -118,4 +132,13 @@ def encode_columns(x):
     lo16, hi16 = lo.astype(np.int16), hi.astype(np.int16)
     pair = lo16 * 7 - (lo16 * (lo16 - 1)) // 2 + (hi16 - lo16 - 1)      # index in PAIRS
     integer = 128 + 4 * pair + 2 * ((negbits >> lo) & 1) + ((negbits >> hi) & 1)
-    return np.where(s1 > s2, integer, half).astype(np.uint8)
+    codes = np.where(s1 > s2, integer, half).astype(np.uint8)
+    if not doubt:
+        return codes
+    if wide:
+        raise ValueError("doubt=True is for float32 columns")
+    unsure = several | (np.bitwise_count(second) > 1) | (np.bitwise_count(smallest) > 1)
+    unsure |= mn == 0
+    unsure |= mxf < np.float32(2.0 ** -100)
+    unsure |= np.abs(s1 - s2) <= mxf * np.float32(2.0 ** -16)
+    return codes, unsure
