@@ -37,7 +37,7 @@ scores are bit-identical and no 65,536-entry float table is built).
 from __future__ import annotations
 
 LEVELS = 127          # per byte: two bytes sum to <= 254, one uint8 pair-table entry
-CHUNK = 1 << 14       # rows per step of the quick pass (buffers stay in L2)
+CHUNK = 1 << 15       # rows per step of the quick pass (a 256 KiB index buffer)
 U = 2.0**-24
 
 
