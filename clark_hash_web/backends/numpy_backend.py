@@ -21,8 +21,8 @@ CHUNK_ROWS = 512  # keeps a chunk's working set near the L2 cache
 SMALL_ROWS = 256   # score(): up to this many rows are summed with one np.add.accumulate
 
 
-def _columns(rows):
-    """(n, d) float32 rows -> (d, n) contiguous columns.
+def _columns(rows, work=None):
+    """(n, d) float32 rows -> (d, n) contiguous columns (in ``work``'s buffers if given).
 
     With ``d`` a multiple of 8 the transpose runs in two cheap copies: whole
     32-byte groups of 8 coordinates, then the 8 coordinates inside each group
@@ -32,9 +32,10 @@ def _columns(rows):
     n, d = rows.shape
     if d % 8 or not n:
         return np.ascontiguousarray(rows.T)
-    groups = np.empty((d // 8, n * 8), dtype=np.float32)
+    w = work if work is not None else _Buffers.for_columns(d, n)
+    groups = w.get("groups", (d // 8, n * 8))
     groups.view("V32")[...] = rows.view("V32").T
-    out = np.empty((d, n), dtype=np.float32)
+    out = w.get("xt", (d, n))
     out.reshape(d // 8, 8, n)[...] = groups.reshape(d // 8, n, 8).transpose(0, 2, 1)
     return out
 
@@ -64,8 +65,16 @@ class _Buffers:
     def __init__(self, backend, width: int):
         d, m = backend.config.input_dim, len(backend.t.order)
         widest = max((len(s) for s in backend._sources), default=0)
-        rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest}
+        rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest,
+                "groups": d, "xt": d}
         self.bufs = {k: np.empty(r * max(1, width), dtype=np.float32) for k, r in rows.items()}
+
+    @classmethod
+    def for_columns(cls, d: int, width: int):
+        """Only the transpose buffers (for :func:`_columns` without a backend)."""
+        out = cls.__new__(cls)
+        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32) for k in ("groups", "xt")}
+        return out
 
     def get(self, name, shape):
         """A contiguous array of ``shape`` in buffer ``name`` (contents undefined)."""
@@ -120,15 +129,19 @@ class NumpyBackend:
         return sketch, norms
 
     # -- quantization / packing -----------------------------------------------
-    def quantize_t(self, sketch):
-        """Levels (m, n) uint8 of sketches (m, n)."""
+    def quantize_t(self, sketch, inplace: bool = False):
+        """Levels (m, n) uint8 of sketches (m, n) (``inplace``: ``sketch`` is overwritten)."""
         t = self.t
         c = np.float32(t.clip)
+        v = sketch if inplace else sketch.copy()
         with np.errstate(all="ignore"):
-            zc = np.clip(sketch, -c, c)
-            v = ((zc + c) / np.float32(t.two_c)) * np.float32(t.L)
+            np.clip(v, -c, c, out=v)
+            np.add(v, c, out=v)
+            np.divide(v, np.float32(t.two_c), out=v)
+            np.multiply(v, np.float32(t.L), out=v)           # v = ((zc + c) / 2c) * L
             r = np.trunc(v)
-            r += (v - r) >= np.float32(0.5)
+            np.subtract(v, r, out=v)
+            r += v >= np.float32(0.5)
             # r is in [0, L] (zc + c <= 2c) or NaN: fmax sends NaN to level 0
             np.fmin(np.fmax(r, np.float32(0), out=r), np.float32(t.L), out=r)
         return r.astype(np.uint8)
@@ -189,9 +202,9 @@ class NumpyBackend:
         work = _Buffers(self, min(n, CHUNK_ROWS))
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
-            xt = _columns(x[start:stop])
+            xt = _columns(x[start:stop], work)
             sketch, nrm = self.project_t(xt, work)
-            codes[start:stop] = self.pack_t(self.quantize_t(sketch)).T
+            codes[start:stop] = self.pack_t(self.quantize_t(sketch, inplace=True)).T
             norms[start:stop] = nrm
         ncodes = None
         if cfg.metric == "dot":
