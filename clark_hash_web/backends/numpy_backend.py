@@ -24,17 +24,20 @@ SMALL_ROWS = 256   # score(): up to this many rows are summed with one np.add.ac
 def _columns(rows, work=None):
     """(n, d) float32 rows -> (d, n) contiguous columns (in ``work``'s buffers if given).
 
-    With ``d`` a multiple of 8 the transpose runs in two cheap copies: whole
-    32-byte groups of 8 coordinates, then the 8 coordinates inside each group
-    (one element-by-element transpose reads a cache line per element).
+    With ``d`` a multiple of 8 the transpose runs in cheap copies: the rows
+    first, in order (memory reads them sequentially), then whole 32-byte
+    groups of 8 coordinates, then the 8 coordinates inside each group (one
+    element-by-element transpose reads a cache line per element).
     """
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     n, d = rows.shape
     if d % 8 or not n:
         return np.ascontiguousarray(rows.T)
     w = work if work is not None else _Buffers.for_columns(d, n)
+    copy = w.get("rows", (n, d))
+    np.copyto(copy, rows)
     groups = w.get("groups", (d // 8, n * 8))
-    groups.view("V32")[...] = rows.view("V32").T
+    groups.view("V32")[...] = copy.view("V32").T
     out = w.get("xt", (d, n))
     out.reshape(d // 8, 8, n)[...] = groups.reshape(d // 8, n, 8).transpose(0, 2, 1)
     return out
@@ -66,14 +69,15 @@ class _Buffers:
         d, m = backend.config.input_dim, len(backend.t.order)
         widest = max((len(s) for s in backend._sources), default=0)
         rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest,
-                "groups": d, "xt": d}
+                "rows": d, "groups": d, "xt": d}
         self.bufs = {k: np.empty(r * max(1, width), dtype=np.float32) for k, r in rows.items()}
 
     @classmethod
     def for_columns(cls, d: int, width: int):
         """Only the transpose buffers (for :func:`_columns` without a backend)."""
         out = cls.__new__(cls)
-        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32) for k in ("groups", "xt")}
+        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32)
+                    for k in ("rows", "groups", "xt")}
         return out
 
     def get(self, name, shape):

@@ -6,9 +6,9 @@ of rows at a time, in column layout ``(n, rows)`` so every butterfly stage is
 two long vector operations (``a + b`` and ``a - b``: the float32 operations
 of the reference, in its order), into two buffers allocated once:
 
-* rows become columns in two cheap copies (whole 32-byte groups of 8
-  coordinates first, then 8 coordinates inside each group, with the exact
-  sign flip ``x * D``), instead of one element-by-element transpose;
+* rows become columns in cheap copies (the rows in order, whole 32-byte
+  groups of 8 coordinates, then 8 coordinates inside each group with the
+  exact sign flip ``x * D``), instead of one element-by-element transpose;
 * the zero padding ``[d, n)`` is never transformed while it is all zero: a
   stage only runs over the blocks that hold a nonzero input (``+0 + +0`` and
   ``+0 - +0`` are ``+0``, what the skipped blocks would hold anyway); the
@@ -46,6 +46,7 @@ class HadamardProjector:
         self.width = max(8, -(-int(width) // 8) * 8)
         # flat buffers, viewed as contiguous (rows, chunk) arrays of each chunk's width
         self.bufs = [np.zeros(self.n * self.width, dtype=np.float32) for _ in range(2)]
+        self.rows = np.empty(self.d * self.width, dtype=np.float32)
         self.bits = np.zeros(-(-self.m // 8) * 8 * self.width, dtype=np.bool_)
         self.words = np.empty(-(-self.m // 8) * self.width, dtype="<u8")
         self.packed = np.empty(-(-self.m // 8) * self.width // 8, dtype="<u8")
@@ -57,11 +58,14 @@ class HadamardProjector:
 
         b, d = len(rows), self.d
         src, dst = (buf[:self.n * b].reshape(self.n, b) for buf in self.bufs)
-        if d % 8 == 0 and rows.flags.c_contiguous:
-            # transpose in two cheap steps: whole 32-byte groups of 8 coordinates
-            # (b, d/8) -> (d/8, b) into dst, then (b, 8) -> (8, b) inside each group
+        if d % 8 == 0:
+            # transpose in cheap steps: the rows in order into a buffer (memory reads
+            # them sequentially), whole 32-byte groups of 8 coordinates (b, d/8) ->
+            # (d/8, b) into dst, then (b, 8) -> (8, b) inside each group
+            copy = self.rows[:b * d].reshape(b, d)
+            np.copyto(copy, rows)
             groups = dst[:d].reshape(d // 8, b * 8)
-            groups.view("V32")[...] = rows.view("V32").T
+            groups.view("V32")[...] = copy.view("V32").T
             np.multiply(groups.reshape(d // 8, b, 8).transpose(0, 2, 1), self.signs8,
                         out=src[:d].reshape(d // 8, 8, b))
         else:
