@@ -24,10 +24,11 @@ except ImportError:  # older checkouts without the E8 codec
     E8Codes = None
 try:
     from clark_hash_web.codecs.learned_e8 import LearnedE8, train_learned_e8
+    from clark_hash_web.codecs.learned_e8_stages import train_staged_e8
 except ImportError:  # checkouts without the learned E8 head
     LearnedE8 = None
 
-NO_HAMMING = ("e8", "learned e8")
+NO_HAMMING = ("e8", "learned e8", "learned e8 rotation")
 
 
 class PackageBinaryMethod(quality.Method):
@@ -40,15 +41,17 @@ class PackageBinaryMethod(quality.Method):
         if name == "e8":
             self.name = f"e8 lattice {n_bits // 8} blocks, float query"
         if name == "learned e8":
-            self.name = f"learned e8 {n_bits // 8} blocks (g=16), float query"
+            self.name = f"learned e8 {n_bits // 8} bytes (principal axes + E8 stages, default), float query"
+        if name == "learned e8 rotation":
+            self.name = f"learned e8 {n_bits // 8} blocks (rotation g=16, format 1), float query"
         self.make_codec = make_codec
         self.scoring = scoring
         self.learned = learned
         self.bytes_per_vector = -(-n_bits // 8)
         self.codec = None
         if learned:
-            self.note = ("trained on the corpus itself (learned E8 head: rotation + query weights, "
-                         "numpy)" if name == "learned e8" else
+            self.note = ("trained on the corpus itself (learned E8 head, numpy)"
+                         if name.startswith("learned e8") else
                          "trained on the corpus itself (ITQ head, numpy)")
 
     def fit(self, train):
@@ -82,7 +85,9 @@ def _codecs(d, itq_sample_rows=20_000):
     if E8Codes is not None:
         out.insert(0, ("e8", lambda t: E8Codes(E8Config(d), "numpy"), 8 * (-(-d // 8)), False))
     if LearnedE8 is not None:
-        out.insert(1, ("learned e8", lambda t: LearnedE8(train_learned_e8(t, seed=0), "numpy"),
+        out.insert(1, ("learned e8", lambda t: LearnedE8(train_staged_e8(t, seed=0), "numpy"),
+                       8 * (-(-d // 8)), True))
+        out.insert(2, ("learned e8 rotation", lambda t: LearnedE8(train_learned_e8(t, seed=0), "numpy"),
                        8 * (-(-d // 8)), True))
     if h != d:
         out.append(("sign_bits hadamard", lambda t: SignBits(SignBitsConfig(d, h, rotation="hadamard"),
@@ -140,7 +145,7 @@ def package_two_stage(corpus, queries, exact_top, workdir, multiplier=10):
         stage1["e8 lattice, float query (BinaryIndex)"] = lambda: BinaryIndex(E8Codes(E8Config(d), "numpy"))
     if LearnedE8 is not None:
         stage1["learned e8 (trained on the corpus), float query (BinaryIndex)"] = \
-            lambda: BinaryIndex(LearnedE8(train_learned_e8(corpus, seed=0), "numpy"))
+            lambda: BinaryIndex(LearnedE8(train_staged_e8(corpus, seed=0), "numpy"))
     out = []
     for name, make in stage1.items():
         for kind in ("float32", "int8"):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/learned_e8.py [--part ablation,cross,speed,decoder] [--out benchmarks/results/learned_e8.json]
+    python benchmarks/learned_e8.py [--part staged,alpha,ablation,cross,speed,decoder] [--out benchmarks/results/learned_e8.json]
 
 Needs the embeddings of ``embed_corpora.py`` (``.cache/embeddings/``):
 ``sotu_corpus.npy`` / ``sotu_queries.npy`` (30k base vectors, 1k held-out
@@ -36,6 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 from clark_hash_web.codecs.e8 import E8Codes, E8Config  # noqa: E402
 from clark_hash_web.codecs.learned_e8 import (  # noqa: E402
     LearnedE8, _roots64, e8_codes_numpy, train_learned_e8)
+from clark_hash_web.codecs.learned_e8_stages import train_staged_e8  # noqa: E402
 
 
 def normalize(x):
@@ -51,13 +52,8 @@ def exact_top10(base, queries):
 def recall10(codec, base, queries, truth):
     """recall@10 of a codec (E8Codes or LearnedE8) via decoded codes."""
     roots = _roots64().astype(np.float32)
-    if isinstance(codec, LearnedE8):
-        y = codec._padded_numpy(base)
-        qv = codec._project_numpy(queries, exact=True)
-    else:
-        y = codec._padded_numpy(base)
-        qv = codec._padded_numpy(queries)
-    dec = roots[e8_codes_numpy(y)].reshape(len(base), -1)
+    qv = codec._project_numpy(queries, exact=True)
+    dec = roots[np.asarray(codec.encode(base).codes)].reshape(len(base), -1)
     s = qv @ dec.T
     top = np.argpartition(-s, 10, axis=1)[:, :10]
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, truth)]))
@@ -122,16 +118,108 @@ def ablation(log):
 def cross(log, group=16):
     data = {"sotu": load_sotu(), "wordnet": load_wordnet()}
     truths = {k: exact_top10(b, q) for k, (b, q) in data.items()}
-    codecs = {k: LearnedE8(train_learned_e8(b, seed=0, group=group), "numpy") for k, (b, q) in data.items()}
+    codecs = {}
+    for k, (b, q) in data.items():
+        codecs[f"stages (format 2), trained on {k}"] = LearnedE8(train_staged_e8(b, seed=0), "numpy")
+        codecs[f"rotation g={group} (format 1), trained on {k}"] = \
+            LearnedE8(train_learned_e8(b, seed=0, group=group), "numpy")
     rows = []
     for measure, (b, q) in data.items():
         plain = recall10(E8Codes(E8Config(b.shape[1]), "numpy"), b, q, truths[measure])
         row = {"measured_on": measure, "e8 stateless": round(plain, 4)}
-        for trained_on, codec in codecs.items():
-            row[f"learned, trained on {trained_on}"] = round(recall10(codec, b, q, truths[measure]), 4)
+        for name, codec in codecs.items():
+            row[name] = round(recall10(codec, b, q, truths[measure]), 4)
         rows.append(row)
         log(json.dumps(row))
     return {"group": group, "rows": rows}
+
+
+def ranks(s, truth, ks=(10, 50)):
+    """{k: mean fraction of the true top-10 among the top k of scores s}."""
+    order = np.argsort(-s, axis=1, kind="stable")[:, :max(ks)]
+    return {k: float(np.mean([len(set(a[:k]) & set(t)) / 10 for a, t in zip(order, truth)]))
+            for k in ks}
+
+
+def decoded_scores(codec, base, queries):
+    """(queries x base) float64 scores from decoded codes (roots . query values)."""
+    roots = _roots64()
+    dec = roots[np.asarray(codec.encode(base).codes)].reshape(len(base), -1)
+    return codec._project_numpy(queries, exact=True).astype(np.float64) @ dec.T
+
+
+def stsb_pearson(codec):
+    """Pearson of the codec's pair scores (a as query, b encoded) against dense cosine, STS-B test."""
+    a, b = normalize(np.load(CACHE / "sts_stsb_test_a.npy")), normalize(np.load(CACHE / "sts_stsb_test_b.npy"))
+    dec = _roots64()[np.asarray(codec.encode(b).codes)].reshape(len(b), -1)
+    est = np.sum(codec._project_numpy(a, exact=True).astype(np.float64) * dec, axis=1)
+    return float(np.corrcoef(est, np.sum(a.astype(np.float64) * b, axis=1))[0, 1])
+
+
+STAGED = [  # format-2 variants (principal axes + E8 stages), trained on the 30k base rows
+    ("stages, default (centered, query_weight 0.5, max_stages 8, rate classes mixed)", {}),
+    ("stages, rate classes not mixed (principal axes as they are)", dict(mix=False)),
+    ("stages, not centered", dict(center=False)),
+    ("stages, query_weight 0 (plain squared error)", dict(query_weight=0.0)),
+    ("stages, query_weight 0.25", dict(query_weight=0.25)),
+    ("stages, query_weight 1 (full query second moment)", dict(query_weight=1.0)),
+    ("stages, max_stages 1 (principal axes, one byte per block, none dropped)", dict(max_stages=1)),
+    ("stages, max_stages 2", dict(max_stages=2)),
+    ("stages, max_stages 3", dict(max_stages=3)),
+    ("stages, max_stages 4", dict(max_stages=4)),
+    ("stages, 64 code bytes", dict(code_bytes=64)),
+]
+
+
+def staged(log):
+    """Format-2 variants: recall@10, true top-10 within the top 50, STS-B Pearson vs dense."""
+    base, queries = load_sotu()
+    truth = exact_top10(base, queries)
+    rows = []
+    plain = E8Codes(E8Config(base.shape[1]), "numpy")
+    fmt1 = LearnedE8(train_learned_e8(base, seed=0), "numpy")
+    for name, codec, opts in [("e8 stateless", plain, None), ("format 1: rotation g=16", fmt1, None)] + \
+            [(n, None, o) for n, o in STAGED]:
+        t = time.perf_counter()
+        if codec is None:
+            codec = LearnedE8(train_staged_e8(base, seed=0, **opts), "numpy")
+        train_s = time.perf_counter() - t
+        r = ranks(decoded_scores(codec, base, queries), truth)
+        row = {"variant": name, "options": opts, "code_bytes": codec.config.code_bytes,
+               "recall@10": round(r[10], 4), "true_top10_in_top50": round(r[50], 4),
+               "stsb_pearson_vs_dense": round(stsb_pearson(codec), 4),
+               "stages": list(codec.config.stages) if opts is not None else None,
+               "train_seconds": round(train_s, 1) if opts is not None else None}
+        rows.append(row)
+        log(json.dumps(row))
+    return {"dataset": "sotu 30k base / 1k held-out queries, trained on base; STS-B test pairs "
+                       "(5-point similarity, 1,379 pairs) with the SOTU-trained heads", "rows": rows}
+
+
+def alpha(log):
+    """The per-vector scale of E8 codes: oracle rescorings of stateless E8 (upper bounds).
+
+    alpha(x) = x . decode(x) / |x|^2 (every code decodes to the same norm);
+    "score / alpha" is what storing alpha exactly could give; "per-block gain"
+    decodes every block as its projection on the chosen root (48 exact gains).
+    """
+    base, queries = load_sotu()
+    truth = exact_top10(base, queries)
+    roots = _roots64()
+    dec = roots[e8_codes_numpy(base.astype(np.float32))].reshape(len(base), -1)
+    s = queries.astype(np.float64) @ dec.T
+    a = np.sum(base * dec, axis=1) / np.sum(base.astype(np.float64) ** 2, axis=1)
+    xb, rb = base.reshape(len(base), -1, 8), dec.reshape(len(base), -1, 8)
+    gain = (rb * (np.sum(xb * rb, axis=2) / 2)[..., None]).reshape(len(base), -1)
+    rows = []
+    for name, sc in (("e8 stateless", s), ("oracle: score / alpha(x)", s / a),
+                     ("oracle: per-block gain (48 exact scalars per vector)",
+                      queries.astype(np.float64) @ gain.T)):
+        r = ranks(sc, truth)
+        rows.append({"variant": name, "recall@10": round(r[10], 4), "true_top10_in_top50": round(r[50], 4)})
+        log(json.dumps(rows[-1]))
+    return {"alpha_mean": round(float(a.mean()), 4), "alpha_cv": round(float(a.std() / a.mean()), 4),
+            "rows": rows}
 
 
 def decoder(log, prior=5.0):
@@ -168,14 +256,15 @@ def decoder(log, prior=5.0):
     return {"prior": prior, "rows": rows}
 
 
-def speed(log, groups=(8, 16, 384), reps=5, n=10_000):
+def speed(log, groups=("stages", 8, 16, 384), reps=5, n=10_000):
+    """Encode speed against stateless E8, interleaved, best of ``reps``; training seconds."""
     base, _ = load_sotu()
     x = base[:n]
     out = {"vectors": n, "reps": reps, "rows": []}
     e8 = E8Codes(E8Config(x.shape[1]), "numpy")
     for g in groups:
         t = time.perf_counter()
-        cfg = train_learned_e8(base, seed=0, group=g)
+        cfg = train_staged_e8(base, seed=0) if g == "stages" else train_learned_e8(base, seed=0, group=g)
         train_s = time.perf_counter() - t
         learned = LearnedE8(cfg, "numpy")
         best = {"learned": 1e9, "e8": 1e9}
@@ -186,7 +275,7 @@ def speed(log, groups=(8, 16, 384), reps=5, n=10_000):
                 best[name] = min(best[name], time.perf_counter() - t)
         row = {"group": g, "config_bytes": len(cfg.to_bytes()),
                "train_seconds": round(train_s, 1),
-               "train_rows_used": min(len(base), 8000), "train_iterations": 10,
+               "train_rows_used": min(len(base), 10_000 if g == "stages" else 8000),
                "learned_encode_vectors_per_s": round(n / best["learned"]),
                "e8_encode_vectors_per_s": round(n / best["e8"]),
                "learned_over_e8": round(best["e8"] / best["learned"], 3)}
@@ -198,7 +287,7 @@ def speed(log, groups=(8, 16, 384), reps=5, n=10_000):
 def main(argv=None):
     global CACHE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", default="ablation,cross,speed")
+    ap.add_argument("--part", default="staged,alpha,cross,speed")
     ap.add_argument("--out", default=str(RESULTS / "learned_e8.json"))
     ap.add_argument("--cache", default=str(CACHE), help="folder of embed_corpora.py outputs")
     args = ap.parse_args(argv)
@@ -211,7 +300,7 @@ def main(argv=None):
     log = lambda s: print(s, flush=True)  # noqa: E731
     for part in args.part.split(","):
         out[part] = {"ablation": ablation, "cross": cross, "speed": speed,
-                     "decoder": decoder}[part](log)
+                     "decoder": decoder, "staged": staged, "alpha": alpha}[part](log)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")

@@ -24,6 +24,7 @@ from .codecs.e8 import E8Codes, E8Config
 from .codecs.hyperplane_lsh import HyperplaneLSH, HyperplaneLSHConfig
 from .codecs.itq import ITQ, ITQConfig, train_itq
 from .codecs.learned_e8 import LearnedE8, LearnedE8Config, train_learned_e8
+from .codecs.learned_e8_stages import StagedE8Config, train_staged_e8
 from .codecs.registry import (codec_from_config, codec_from_spec, config_from_bytes,
                               config_from_spec, spec_of)
 from .codecs.sign_bits import SignBits, SignBitsConfig
@@ -40,8 +41,8 @@ __all__ = [
     "ConfigMismatchError", "DimensionError", "DuplicateIdError", "E8Codes", "E8Config",
     "EncodedBatch", "FlatIndex", "HyperplaneLSH", "HyperplaneLSHConfig", "ITQ", "ITQConfig",
     "InvalidInputError", "InvalidVectorError", "LearnedE8", "LearnedE8Config", "QuerySketch", "SQuaJL", "SQuaJLConfig",
-    "SignBits", "SignBitsConfig", "SketchFileError", "SyncError", "TwoStageIndex", "VectorFile",
+    "SignBits", "SignBitsConfig", "SketchFileError", "StagedE8Config", "SyncError", "TwoStageIndex", "VectorFile",
     "available_backends", "codec_from_config", "codec_from_spec", "config_from_bytes",
-    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "train_learned_e8",
+    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "train_learned_e8", "train_staged_e8",
     "__version__",
 ]

@@ -225,7 +225,7 @@ def test_cli_train_writes_a_config_file_that_encode_uses(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     np.save("base.npy", data[:600])
     status = main(["train", "--codec", "learned-e8", "base.npy", "le8.chs",
-                   "--options", "group=8,iterations=3,center=false", "--seed", "4"])
+                   "--options", "head=rotation,group=8,iterations=3,center=false", "--seed", "4"])
     out = capsys.readouterr().out
     assert status == 0 and "trained learned E8 on 600 x 64" in out
     cfg = sketch_file.load("le8.chs").config
@@ -234,7 +234,7 @@ def test_cli_train_writes_a_config_file_that_encode_uses(tmp_path, monkeypatch, 
     assert sketch_file.load("s.chs").codes == LearnedE8(cfg).encode(data[:600]).codes_bytes()
     capsys.readouterr()
     assert main(["train", "--codec", "learned-e8", "base.npy", "x.chs",
-                 "--options", "center=maybe"]) == 2
+                 "--options", "head=rotation,center=maybe"]) == 2
     assert "center must be true or false, got 'maybe'" in capsys.readouterr().err
 
 

@@ -137,16 +137,19 @@ class E8Config(BinaryConfigMixin):
         return {"codec": "e8", "input_dim": self.input_dim}
 
 
-def _encode_block_python(x) -> int:
+def _encode_block_python(x, f32: bool = True) -> int:
+    """Root number of one block; the sums are rounded to float32 (the codec's rule),
+    or kept in float64 with ``f32=False`` (the rule on float64 values, as
+    :func:`~clark_hash_web.codecs.learned_e8.e8_codes_numpy` on float64 input)."""
     a = [abs(float(v)) for v in x]
     neg = [float(v) < 0 for v in x]
     i = max(range(8), key=lambda k: (a[k], -k))
     j = max((k for k in range(8) if k != i), key=lambda k: (a[k], -k))
-    s1 = float(array("f", [a[i] + a[j]])[0])
+    t = array("f" if f32 else "d", [0.0])
+    s1 = float(array(t.typecode, [a[i] + a[j]])[0])
     flip = -1
     if sum(neg) % 2:
         flip = min(range(8), key=lambda k: (a[k], k))
-    t = array("f", [0.0])
     for k in range(8):
         t[0] = t[0] + (-a[k] if k == flip else a[k])
     s2 = 0.5 * t[0]

@@ -1,5 +1,12 @@
 """A learned E8 head: train once on your embeddings, then encode anywhere with identical bytes.
 
+Two config formats share codec kind 6 (byte 1 of the config says which):
+format 2 (:mod:`clark_hash_web.codecs.learned_e8_stages`: principal axes and
+E8 stages where the variance is; recall@10 0.735 on SOTU, the default of
+``clark-hash train --codec learned-e8``) and format 1, described here (a
+block rotation before the plain E8 code; ``head="rotation"``).
+:class:`LearnedE8` builds the right codec for either.
+
 :class:`LearnedE8` (codec kind 6) is the E8 lattice codec of
 :mod:`clark_hash_web.codecs.e8` (one root byte per 8 dimensions, 48 bytes for
 384 dimensions) preceded by a *learned, structured rotation* and followed by
@@ -104,8 +111,31 @@ def padded_dim(d: int) -> int:
     return 8 * ((d + 7) // 8)
 
 
+class LearnedE8Head(BinaryConfigMixin):
+    """Base of the learned-E8 configs (codec kind 6); byte 1 says the format.
+
+    Format 1: :class:`LearnedE8Config` (block rotation, this module); format 2:
+    :class:`~clark_hash_web.codecs.learned_e8_stages.StagedE8Config`
+    (principal axes + E8 stages, the default of ``clark-hash train --codec
+    learned-e8``). :meth:`from_bytes` reads either.
+    """
+
+    kind = CODEC_LEARNED_E8
+
+    @classmethod
+    def from_bytes(cls, data) -> "LearnedE8Head":
+        data = bytes(data)
+        if len(data) < 2:
+            raise ConfigError(f"a learned-E8 config is at least {_HEAD.size} bytes, got {len(data)}")
+        if data[1] == 2:
+            from .learned_e8_stages import StagedE8Config
+
+            return StagedE8Config.from_bytes(data)
+        return LearnedE8Config.from_bytes(data)
+
+
 @dataclass(frozen=True, repr=False)
-class LearnedE8Config(BinaryConfigMixin):
+class LearnedE8Config(LearnedE8Head):
     """A trained learned-E8 head: sizes plus float32 parameters (little-endian bytes).
 
     Build one with :func:`train_learned_e8`, or from stored bytes with
@@ -138,7 +168,7 @@ class LearnedE8Config(BinaryConfigMixin):
     rotations: bytes = field(compare=True)
     weights: bytes = field(compare=True)
 
-    kind = CODEC_LEARNED_E8
+    format = 1
 
     def __post_init__(self):
         d = check_int("input_dim", self.input_dim, 1, 65535)
@@ -291,7 +321,14 @@ class LearnedE8(E8Codes):
     >>> scores = codec.score(codec.sketch_query(q), enc)
     """
 
-    config_type = LearnedE8Config
+    config_type = LearnedE8Head
+
+    def __new__(cls, config=None, backend=None):
+        if cls is LearnedE8 and getattr(config, "format", 1) == 2:
+            from .learned_e8_stages import StagedE8
+
+            cls = StagedE8
+        return super().__new__(cls)
 
     def _prepare(self):
         super()._prepare()
@@ -605,9 +642,17 @@ def _flag(name, value) -> bool:
     return words[key]
 
 
-def _trainer(sample, seed=0, **options):
-    return train_learned_e8(sample, seed=seed, **options)
+def _trainer(sample, seed=0, head="stages", **options):
+    """``head="stages"`` (default): format 2 (:func:`~.learned_e8_stages.train_staged_e8`);
+    ``head="rotation"``: format 1 (:func:`train_learned_e8`)."""
+    if head == "stages":
+        from .learned_e8_stages import train_staged_e8
+
+        return train_staged_e8(sample, seed=seed, **options)
+    if head == "rotation":
+        return train_learned_e8(sample, seed=seed, **options)
+    raise InvalidInputError(f"head must be 'stages' (default) or 'rotation', got {head!r}")
 
 
-register(CodecKind(CODEC_LEARNED_E8, "learned-e8", "learned E8", LearnedE8Config, LearnedE8,
+register(CodecKind(CODEC_LEARNED_E8, "learned-e8", "learned E8", LearnedE8Head, LearnedE8,
                    check_codes, trained=True, trainer=_trainer))

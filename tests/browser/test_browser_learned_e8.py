@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from clark_hash_web.codecs.learned_e8 import LearnedE8, train_learned_e8
+from clark_hash_web.codecs.learned_e8_stages import train_staged_e8
 from clark_hash_web.formats import sketch_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -54,14 +55,22 @@ def native(cfg, rows, ids, queries):
     return sketch_file.encoded_to_bytes(enc, ids).hex(), values, scores
 
 
-@pytest.mark.parametrize("d,group,n", [(384, 16, 150), (37, 40, 60)])
+@pytest.mark.parametrize("d,group,n", [(384, 16, 150), (37, 40, 60), (384, "stages", 80),
+                                       (37, "stages", 40)])
 def test_learned_e8_sketch_file_and_scores_match_native(runtime_page, d, group, n):
+    """Format 1 (block rotation, ``group``) and format 2 (``"stages"``: principal axes,
+    exact integer rotation, E8 stages)."""
     backend, page = runtime_page
     data = clustered(900 + n, d, clusters=30, spread=0.6, seed=d)
     data = data + np.float32(0.3) * data[:1]  # a shared direction, as in real embeddings
-    cfg = train_learned_e8(data[:900], seed=3, group=group, iterations=3, queries=100)
+    if group == "stages":
+        cfg = train_staged_e8(data[:900], seed=3)
+        assert cfg.format == 2
+    else:
+        cfg = train_learned_e8(data[:900], seed=3, group=group, iterations=3, queries=100)
     rows = np.ascontiguousarray(data[900:], dtype=np.float32)
     rows[1] *= np.float32(3e-4)
+    rows[2] = np.round(rows[2] * 8) / 8  # exact ties
     ids = [f"doc-{i}" for i in range(n)]
     queries = [0, 1, n - 1]
     want_file, want_values, want_scores = native(cfg, rows, ids, queries)
@@ -70,7 +79,8 @@ def test_learned_e8_sketch_file_and_scores_match_native(runtime_page, d, group, 
     import json
 
     got = json.loads(page.evaluate("async (code) => await rt.call('runPython', {code})", code))
-    assert got["backend"] == backend and got["kind"] == "LearnedE8"
+    assert got["backend"] == backend
+    assert got["kind"] == ("StagedE8" if group == "stages" else "LearnedE8")
     assert got["file"] == want_file, "sketch file (config + codes + ids) differs from native"
     for j in range(len(queries)):
         assert got["values"][j] == want_values[j], f"query {j}: rotated query values differ"
