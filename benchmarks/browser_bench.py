@@ -34,6 +34,9 @@ the same N deterministic vectors (a counter hash both Python and JS compute):
   the model ready, search by meaning ready (model + every note sketched).
 
 ``--only demo`` measures the demo page alone (a minute instead of many).
+``--only million`` fills a store with 1,000,000 sketches (``--million-n``)
+and measures, in a fresh page on the numpy-free path, opening it, top-10
+latency and the tab's extra memory (``browser_million.py``).
 ``--only profile`` measures the demo's default profile (E8 48 B + int8
 rescoring): recall@10 on real MiniLM embeddings, top-10 with 100 rescored
 over ``--n`` notes, IndexedDB bytes per note (``browser_profile.py``).
@@ -405,9 +408,15 @@ def main(argv=None):
     ap.add_argument("--python-encode-n", type=int, default=1000,
                     help="vectors encoded by the numpy-free backend (it is slow; a rate is reported)")
     ap.add_argument("--out", help="also write the JSON here")
-    ap.add_argument("--only", choices=["demo", "profile"],
+    ap.add_argument("--only", choices=["demo", "profile", "million"],
                     help="demo: only the demo page's start-up; profile: only the demo's default "
-                         "profile (E8 48 B + int8 rescoring: recall, speed, bytes; browser_profile.py)")
+                         "profile (E8 48 B + int8 rescoring: recall, speed, bytes; browser_profile.py); "
+                         "million: open, top-10 and tab memory with --million-n stored sketches "
+                         "(browser_million.py)")
+    ap.add_argument("--million-n", type=int, default=1_000_000,
+                    help="--only million: sketches stored")
+    ap.add_argument("--million-codec", default="e8:384",
+                    help="--only million: the store's codec spec (e8:384, clark-hash:384, ...)")
     ap.add_argument("--model-dir", default=str(REPO / ".cache" / "model"),
                     help="--only profile: the MiniLM ONNX model folder (build_scripts/fetch_model.py)")
     ap.add_argument("--profile-corpus", type=int, default=10_000,
@@ -417,6 +426,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.only == "demo":
         return demo_main(args)
+    if args.only == "million":
+        import browser_million
+
+        return browser_million.main_million(args, serve)
     if args.only == "profile":
         import browser_profile
 

@@ -41,8 +41,8 @@ __all__ = [
     "ConfigMismatchError", "DimensionError", "DuplicateIdError", "E8Codes", "E8Config",
     "EncodedBatch", "FlatIndex", "HyperplaneLSH", "HyperplaneLSHConfig", "ITQ", "ITQConfig",
     "InvalidInputError", "InvalidVectorError", "LearnedE8", "LearnedE8Config", "QuerySketch", "SQuaJL", "SQuaJLConfig",
-    "SignBits", "SignBitsConfig", "SketchFileError", "SyncError", "TwoStageIndex", "VectorFile",
+    "SignBits", "SignBitsConfig", "SketchFileError", "StagedE8Config", "SyncError", "TwoStageIndex", "VectorFile",
     "available_backends", "codec_from_config", "codec_from_spec", "config_from_bytes",
-    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "train_learned_e8", "train_staged_e8", "StagedE8Config",
+    "config_from_spec", "load_index", "make_index", "spec_of", "train_itq", "train_learned_e8", "train_staged_e8",
     "__version__",
 ]

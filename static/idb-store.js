@@ -25,8 +25,14 @@
  *           {kind: "int", data: ArrayBuffer(8n, f64 LE)}  other (safe) ints
  *           {kind: "str", data: [string, ...]}
  *           One record per block, not per id: a per-id record would cost more
- *           IndexedDB bytes than the 48-byte sketch itself. The worker keeps
- *           the id -> block map in memory (rebuilt at open).
+ *           IndexedDB bytes than the 48-byte sketch itself.
+ *
+ * Reading (readRows): at open, all records in batches of READ_BATCH, packed
+ * into one buffer per column (codes, norms, int8 rows) plus a small list of
+ * blocks {key, start row, n, ids record}; range records stay ranges. Binary
+ * and E8 stores are then searched from these buffers alone (worker.js); Python
+ * gets its copy (and builds its id -> block map) at the first write.
+ * allIds / idsOfRows name rows from these blocks.
  *
  * Writes: every batch (add, import, delete) is ONE readwrite transaction over
  * blocks + ids + meta, durability "strict". New rows fill the last block and then
@@ -92,18 +98,110 @@ export function writeMeta(db, meta) {
   return txDone(tx);
 }
 
-/** Every block with its ids: [{key, block, ids}] in key order. */
-export async function readAllRecords(db) {
+/** Block records per getAll() when readRows() reads a store. */
+const READ_BATCH = 64;
+
+/**
+ * Every block of a store packed into one buffer per column, read in batches
+ * of READ_BATCH records (one read transaction): no per-record copy is kept.
+ * @returns {Promise<{count: number, codeBytes: number, codes: Uint8Array,
+ *   norms: Uint8Array|null, vectors: Uint8Array|null,
+ *   blocks: Array<{key: number, start: number, n: number, ids: object}>}>}
+ *   `codes` holds count * codeBytes bytes in key order (= insertion order);
+ *   `norms` (u16 LE per row) and `vectors` (int8 rows) when the records have
+ *   them; `blocks[i].ids` is the block's ids record ("int" data as a Float64Array).
+ */
+export async function readRows(db) {
   const tx = db.transaction(["blocks", "ids"], "readonly");
-  const [keys, blocks, ids] = await Promise.all([
-    req(tx.objectStore("blocks").getAllKeys()),
-    req(tx.objectStore("blocks").getAll()),
-    req(tx.objectStore("ids").getAll()),
-  ]);
-  if (blocks.length !== ids.length) {
-    throw new Error(`IndexedDB holds ${blocks.length} blocks but ${ids.length} id records`);
+  const bs = tx.objectStore("blocks"), is = tx.objectStore("ids");
+  const records = await req(bs.count());
+  const cols = { codes: null, norms: null, vectors: null };
+  const blocks = [];
+  let count = 0, codeBytes = 0, lower = null;
+  for (;;) {
+    const range = lower === null ? null : IDBKeyRange.lowerBound(lower, true);
+    const [keys, recs, ids] = await Promise.all([
+      req(bs.getAllKeys(range, READ_BATCH)), req(bs.getAll(range, READ_BATCH)), req(is.getAll(range, READ_BATCH)),
+    ]);
+    if (recs.length !== ids.length) throw new Error(`IndexedDB holds blocks without id records (near block ${keys[0]})`);
+    if (!keys.length) break;
+    for (let i = 0; i < keys.length; i++) {
+      const { n, codes, norms, vectors } = recs[i];
+      const rec = ids[i];
+      const nIds = rec.kind === "range" ? rec.n : rec.kind === "int" ? rec.data.byteLength / 8 : rec.data.length;
+      if (!blocks.length) codeBytes = n ? codes.byteLength / n : 0;
+      if (nIds !== n || codes.byteLength !== n * codeBytes) {
+        throw new Error(`IndexedDB block ${keys[i]}: ${n} rows, ${nIds} ids and ${codes.byteLength} code bytes ` +
+                        `(${codeBytes} bytes per code in the first block)`);
+      }
+      // room for the rows still to come (writers put at most 1024 rows in a record)
+      const rowsLeft = Math.max(n, 1024) * (records - blocks.length);
+      appendColumn(cols, "codes", codes, count, n, rowsLeft);
+      if (norms) appendColumn(cols, "norms", norms, count, n, rowsLeft);
+      if (vectors) appendColumn(cols, "vectors", vectors, count, n, rowsLeft);
+      blocks.push({ key: keys[i], start: count, n,
+                    ids: rec.kind === "int" ? { kind: "int", data: new Float64Array(rec.data) } : rec });
+      count += n;
+    }
+    lower = keys[keys.length - 1];
   }
-  return keys.map((key, i) => ({ key, block: blocks[i], ids: ids[i] }));
+  const trim = (a, width) => {   // drop unused capacity (a copy only when it is worth it)
+    if (!a) return null;
+    const used = count * width;
+    return a.length - used > (a.length >> 3) ? a.slice(0, used) : a.subarray(0, used);
+  };
+  return {
+    count, codeBytes,
+    codes: trim(cols.codes, codeBytes) ?? new Uint8Array(0),
+    norms: trim(cols.norms, 2),
+    vectors: cols.vectors ? trim(cols.vectors, cols.vectorBytes) : null,
+    blocks,
+  };
+}
+
+/** Copy one record's column bytes to row `row` of cols[name], growing it when needed. */
+function appendColumn(cols, name, buf, row, n, rowsLeft) {
+  const width = buf.byteLength / n;
+  if (name === "vectors") cols.vectorBytes = width;
+  let a = cols[name];
+  const need = (row + n) * width;
+  if (!a || a.length < need) {
+    const grown = new Uint8Array(Math.max(need, (row + rowsLeft) * width));
+    if (a) grown.set(a.subarray(0, row * width));
+    a = cols[name] = grown;
+  }
+  a.set(new Uint8Array(buf), row * width);
+}
+
+/** Every id of readRows() blocks, in row order. */
+export function allIds(blocks) {
+  const out = [];
+  for (const b of blocks) {
+    if (b.ids.kind === "range") for (let i = 0; i < b.n; i++) out.push(b.ids.start + i);
+    else for (let i = 0; i < b.n; i++) out.push(b.ids.data[i]);
+  }
+  return out;
+}
+
+/**
+ * The ids of row numbers, from readRows() blocks (without expanding any
+ * record into one value per row).
+ * @param {Array<{start, n, ids}>} blocks
+ * @param {ArrayLike<number>} rows
+ * @returns {Array<number|string>}
+ */
+export function idsOfRows(blocks, rows) {
+  return Array.from(rows, (row) => {
+    let lo = 0, hi = blocks.length - 1;
+    while (lo < hi) {   // the last block starting at or before row
+      const mid = (lo + hi + 1) >> 1;
+      if (blocks[mid].start <= row) lo = mid; else hi = mid - 1;
+    }
+    const b = blocks[lo];
+    const i = b ? row - b.start : -1;
+    if (i < 0 || i >= b.n) throw new Error(`row ${row} is not stored`);
+    return b.ids.kind === "range" ? b.ids.start + i : b.ids.data[i];
+  });
 }
 
 function txDone(tx) {

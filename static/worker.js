@@ -16,6 +16,17 @@
  * exact ranking in Python; binary and E8 stores through the exact JS table
  * scan (table-scan.js); with {rescore: N}, the best N of either are re-ranked
  * in JS from the store's int8 rows (two-stage stores, vectors: "int8").
+ *
+ * Opening (idb.readRows): the records are packed into one buffer of codes
+ * (and int8 rows), which the JS scan reads in place, and a short list of
+ * blocks whose id records name the rows found. Searches need nothing else
+ * (binary and E8: the exact JS scan; Clark Hash: the JS prefilter, then
+ * Python ranks the candidates from their codes, BrowserStore.rank_codes), so
+ * Python (its index, ids and id -> block map) gets a copy of the rows only at
+ * the store's first write, codes, export or stats call (loadPython), or
+ * at open for a Clark Hash store of at most prefilterMinRows rows (Python
+ * searches those alone). Opening and searching 1M sketches keeps one copy of
+ * the codes (benchmarks/browser_million.py).
  */
 
 import * as idb from "./idb-store.js";
@@ -284,7 +295,7 @@ async function requireNumpy(where) {
 
 // A store opened while Pyodide is still starting has its IndexedDB records read
 // meanwhile (the open itself waits its turn in the queue).
-const prefetched = new Map();   // name -> Promise<{db, meta, records}>
+const prefetched = new Map();   // name -> Promise<{db, meta, rows}>
 
 function prefetch(name) {
   if (prefetched.has(name)) return;
@@ -292,8 +303,8 @@ function prefetch(name) {
     const db = await idb.openDB(name);
     try {
       const meta = await idb.readMeta(db);
-      const records = meta && meta.schema === idb.SCHEMA_VERSION ? await idb.readAllRecords(db) : null;
-      return { db, meta, records };
+      const rows = meta && meta.schema === idb.SCHEMA_VERSION ? await idb.readRows(db) : null;
+      return { db, meta, rows };
     } catch (e) {
       db.close();
       throw e;
@@ -343,7 +354,7 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
     s.refs += 1;
     if (early) early.db.close();
     return { handle, name, backend: s.py.codec.backend, config: toJs(bridge.config_info(s.py.config)),
-             vectors: s.meta.vectors || null, count: s.py.index.__len__(), loadMs: 0 };
+             vectors: s.meta.vectors || null, count: countOf(s), loadMs: 0 };
   }
   const db = early ? early.db : await idb.openDB(name);
   try {
@@ -371,16 +382,9 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
       }
       vectors = meta.vectors || null;
     }
-    const records = early && early.records ? early.records : await idb.readAllRecords(db);
+    const rows = early && early.rows ? early.rows : await idb.readRows(db);
     const t0 = performance.now();
-    const pyRecords = py.toPy(records.map((r) => ({
-      key: r.key,
-      block: { n: r.block.n, codes: new Uint8Array(r.block.codes), norms: r.block.norms ? new Uint8Array(r.block.norms) : undefined,
-               vectors: r.block.vectors ? new Uint8Array(r.block.vectors) : undefined },
-      ids: r.ids.kind === "int" ? { kind: "int", data: new Uint8Array(r.ids.data) } : r.ids,
-    })));
-    const pair = bridge.open_store(cfgBytes, backend, pyRecords, meta ? meta.nextAuto || 0 : 0, vectors ?? undefined);
-    pyRecords.destroy();
+    const pair = bridge.open_store(cfgBytes, backend, undefined, meta ? meta.nextAuto || 0 : 0, vectors ?? undefined);
     const store = pair.get(0);
     pair.destroy();
     if (!meta) {
@@ -388,24 +392,82 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
       if (vectors) meta.vectors = vectors;
       await idb.writeMeta(db, meta);
     }
-    const handle = nextHandle++;
     const entry = { name, db, meta, py: store, refs: 1, scan: null, backendOption: backend,
-                    flat: store.flat, dim: store.config.input_dim, vectors };
-    const count = store.index.__len__();
-    if (count > prefilterMinRows || !entry.flat) scanDataFromRecords(entry, records, count);   // the JS scan will need it
+                    flat: store.flat, dim: store.config.input_dim, vectors, rows: null };
+    try {
+      checkRows(entry, rows);
+      entry.rows = rows;
+      // searches run on these rows in JS; Python gets them at the first write (loadPython)
+      if (rows.count > prefilterMinRows || !entry.flat) scanDataFromRows(entry);   // the JS scan will need it
+      if (entry.flat && rows.count <= prefilterMinRows) loadPython(entry);   // searched by Python alone
+    } catch (e) {
+      store.destroy();
+      throw e;
+    }
+    const handle = nextHandle++;
     stores.set(handle, entry);
     return {
       handle, name,
       backend: store.codec.backend,
       config: toJs(bridge.config_info(store.config)),
       vectors,
-      count: store.index.__len__(),
+      count: countOf(entry),
       loadMs: performance.now() - t0,
     };
   } catch (e) {
     db.close();
     throw e;
   }
+}
+
+/** Refuse rows whose code or int8 row sizes do not fit the store's config (nothing opens). */
+function checkRows(s, rows) {
+  const cb = s.py.config.code_bytes;
+  if (rows.count && rows.codeBytes !== cb) {
+    throw fail("ConfigMismatchError", `IndexedDB blocks hold ${rows.codeBytes}-byte codes; the config's codes have ${cb} bytes`);
+  }
+  if (s.vectors && rows.count && (!rows.vectors || rows.vectors.length !== rows.count * (4 + s.dim))) {
+    throw fail("ConfigMismatchError",
+      `IndexedDB blocks of ${rows.count} rows need ${rows.count * (4 + s.dim)} bytes of int8 rescoring rows, found ${rows.vectors ? rows.vectors.length : 0}`);
+  }
+}
+
+/**
+ * Hand the rows read at open to Python (once), as block records of views
+ * into the packed columns (Python copies them; BrowserStore.load checks them).
+ * Done at a store's first operation that needs Python's copy (writes, codes,
+ * export, stats; searches of small Clark Hash stores); until then
+ * searches never need it.
+ */
+function loadPython(s) {
+  if (!s.rows) return;
+  const { rows } = s;
+  const cb = rows.codeBytes, vb = 4 + s.dim;
+  const pyRecords = py.toPy(rows.blocks.map((b) => ({
+    key: b.key,
+    block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
+             norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
+             vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
+    ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
+  })));
+  try {
+    s.py.load(pyRecords, s.meta.nextAuto || 0);
+  } finally {
+    pyRecords.destroy();
+  }
+  s.rows = null;   // Python's index is the truth from now on (the scan data stays until a write)
+}
+
+/** The stored row count (Python's index once loaded, else the rows read at open). */
+function countOf(s) {
+  return s.rows ? s.rows.count : s.py.index.__len__();
+}
+
+/** The store with Python's copy loaded (see loadPython). */
+function loaded(handle) {
+  const s = storeOf(handle);
+  loadPython(s);
+  return s;
 }
 
 let failNextWrite = null;   // test hook: {name} of a DOMException the next write fails with
@@ -438,7 +500,7 @@ let prefilterMinRows = 2000;
 
 /**
  * The store's codes as the JS scan reads them: taken from the IndexedDB
- * records at open (scanDataFromRecords), fetched from Python after every
+ * rows read at open (scanDataFromRows), fetched from Python after every
  * committed write (lazily, at the next search); with
  * the PrefilterScanner that scans them (it keeps its buffers between searches).
  * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null, scanner: PrefilterScanner}}
@@ -450,26 +512,18 @@ function scanData(s) {
 }
 
 /**
- * The scan data right after open, from the IndexedDB records just read (no
- * copy out of Python): blocks in key order, rows in insertion order, which is
- * the FlatIndex row order (BrowserStore.load sorts by the same keys).
+ * The scan data right after open: the packed columns idb.readRows() read (no
+ * copy): blocks in key order, rows in insertion order, which is the FlatIndex
+ * row order (BrowserStore.load sorts by the same keys). The scan keeps the
+ * blocks' id records (scan.blocks) to name the rows it finds while Python has
+ * not loaded its copy (and until the next write replaces the scan data).
  */
-function scanDataFromRecords(s, records, count) {
-  const codeBytes = s.py.config.code_bytes;
-  const codes = new Uint8Array(count * codeBytes);
-  const dot = s.flat && records.length > 0 && !!records[0].block.norms;
-  const norms = dot ? new Uint8Array(count * 2) : null;
-  const rowBytes = 4 + s.dim;
-  const vecs = s.vectors ? new Uint8Array(count * rowBytes) : null;
-  let row = 0;
-  for (const r of records) {
-    codes.set(new Uint8Array(r.block.codes), row * codeBytes);
-    if (dot) norms.set(new Uint8Array(r.block.norms), row * 2);
-    if (vecs) vecs.set(new Uint8Array(r.block.vectors), row * rowBytes);
-    row += r.block.n;
-  }
-  if (row !== count) throw fail("WorkerError", `IndexedDB blocks hold ${row} rows, the index ${count}`);
-  return setScanData(s, codes, norms, count, vecs);
+function scanDataFromRows(s) {
+  const { rows } = s;
+  const norms = s.flat && rows.norms ? rows.norms : null;
+  const scan = setScanData(s, rows.codes, norms, rows.count, s.vectors ? rows.vectors : null);
+  scan.blocks = rows.blocks;   // valid until a write replaces the scan data
+  return scan;
 }
 
 /**
@@ -487,7 +541,7 @@ function setScanData(s, codes, norms, count, vectors) {
     const d = toJs(s.py.decoded_norms()).slice();
     decoded = s.decoded = new Float64Array(d.buffer);
   }
-  const normCodes = norms ? new Uint16Array(norms.buffer, 0, count) : null;
+  const normCodes = norms ? new Uint16Array(norms.buffer, norms.byteOffset, count) : null;
   s.scan = {
     n: count, codeBytes, codes, normCodes, decoded, vectors,
     scanner: new PrefilterScanner(codes, codeBytes, count, normCodes, decoded),
@@ -516,12 +570,13 @@ function searchTables(s, query, k) {
   const t2 = performance.now();
   const top = data.scanner.top(tables, Math.max(0, Math.floor(k)));
   const t3 = performance.now();
-  const ids = toJs(s.py.ids_of_rows(new Uint8Array(top.rows.buffer)));
+  const ids = data.blocks ? idb.idsOfRows(data.blocks, top.rows) : toJs(s.py.ids_of_rows(new Uint8Array(top.rows.buffer)));
   const t4 = performance.now();
   return {
     ids, rows: top.rows, scores: idb.exactBuffer(top.scores),
     sketchMs: t.sketchMs, searchMs: t4 - t0 - t.sketchMs,
-    scan: { mode: "js-table-scan", tablesMs: t1 - t0, fetchMs: t2 - t1, scanMs: t3 - t2, idsMs: t4 - t3 },
+    scan: { mode: "js-table-scan", tablesMs: t1 - t0, fetchMs: t2 - t1, scanMs: t3 - t2, idsMs: t4 - t3,
+            ids: data.blocks ? "js" : "python" },   // who named the rows: the open's id records, or Python
   };
 }
 
@@ -548,8 +603,15 @@ function searchTwoStage(s, query, k, rescore) {
   };
 }
 
-/** Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python. */
+/**
+ * Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python
+ * (of the candidates' codes, BrowserStore.rank_codes, while Python has not
+ * loaded the rows; small stores and k outside 1..count-1 load them).
+ */
 function searchFlat(s, query, k) {
+  k = Math.floor(k);
+  if (s.rows && (s.rows.count <= prefilterMinRows || !(k > 0 && k < s.rows.count))) loadPython(s);
+  if (s.rows) return searchFlatLean(s, query, k);
   const t0 = performance.now();
   const plan = toJs(s.py.prefilter(query, k, prefilterMinRows));
   if (plan.direct) {
@@ -567,9 +629,36 @@ function searchFlat(s, query, k) {
   return {
     ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),
     sketchMs: plan.sketchMs, searchMs: t4 - t0 - plan.sketchMs,
-    scan: { mode: "js-prefilter", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
+    scan: { mode: "js-prefilter", ids: "python", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
             fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3,
             planPyMs: plan.planMs, rankPyMs: r.rankPyMs },   // time inside Python (the rest: conversions)
+  };
+}
+
+/** searchFlat while the rows live in JS only: Python ranks the candidates from their codes. */
+function searchFlatLean(s, query, k) {
+  const t0 = performance.now();
+  const data = scanData(s);
+  const plan = toJs(s.py.prefilter(query, k, prefilterMinRows, data.n));
+  const t1 = performance.now();
+  const rows = data.scanner.rows(plan, plan.k);
+  const t2 = performance.now();
+  const cb = data.codeBytes;
+  const codes = new Uint8Array(rows.length * cb);
+  const norms = data.normCodes ? new Uint16Array(rows.length) : null;
+  rows.forEach((r, j) => {
+    codes.set(data.codes.subarray(r * cb, (r + 1) * cb), j * cb);
+    if (norms) norms[j] = data.normCodes[r];
+  });
+  const r = toJs(s.py.rank_codes(codes, norms ? new Uint8Array(norms.buffer) : undefined, plan.k));
+  const best = Uint32Array.from(r.positions, (p) => rows[p]);
+  const ids = idb.idsOfRows(data.blocks, best);
+  const t3 = performance.now();
+  return {
+    ids, rows: best, scores: idb.exactBuffer(r.scores.slice()),
+    sketchMs: plan.sketchMs, searchMs: t3 - t0 - plan.sketchMs,
+    scan: { mode: "js-prefilter", ids: "js", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
+            fetchMs: 0, scanMs: t2 - t1, rankMs: t3 - t2, planPyMs: plan.planMs, rankPyMs: r.rankPyMs },
   };
 }
 
@@ -582,17 +671,17 @@ const OPS = {
   open,
   /** {handle, vectors: ArrayBuffer (n*d float32), n, ids|null} -> ids */
   async add({ handle, vectors, n, ids }) {
-    const s = storeOf(handle);
+    const s = loaded(handle);
     return write(s, s.py.plan_add(bytesArg(vectors), n, ids ? py.toPy(ids) : undefined));
   },
   /** {handle, ids: [...]} -> number removed */
   async delete({ handle, ids }) {
-    const s = storeOf(handle);
+    const s = loaded(handle);
     return write(s, s.py.plan_delete(py.toPy(ids)));
   },
   /** {handle, bytes: ArrayBuffer (.chs)} -> ids added */
   async import({ handle, bytes }) {
-    const s = storeOf(handle);
+    const s = loaded(handle);
     return write(s, s.py.plan_import(bytesArg(bytes)));
   },
   /** {handle, query: ArrayBuffer (d float32), k, rescore?} -> {ids, scores: ArrayBuffer, sketchMs, searchMs, scan} */
@@ -607,22 +696,23 @@ const OPS = {
     return true;
   },
   async count({ handle }) {
-    return storeOf(handle).py.index.__len__();
+    return countOf(storeOf(handle));
   },
   async ids({ handle }) {
-    return toJs(storeOf(handle).py.index.ids);
+    const s = storeOf(handle);
+    return s.rows ? idb.allIds(s.rows.blocks) : toJs(s.py.index.ids);
   },
   /** -> {ids, codes: ArrayBuffer, normCodes: ArrayBuffer|null} */
   async codes({ handle }) {
-    const r = toJs(storeOf(handle).py.codes());
+    const r = toJs(loaded(handle).py.codes());
     return { ids: r.ids, codes: idb.exactBuffer(r.codes.slice()), normCodes: r.normCodes ? idb.exactBuffer(r.normCodes.slice()) : null };
   },
   /** -> ArrayBuffer of the sketch file */
   async export({ handle }) {
-    return idb.exactBuffer(toJs(storeOf(handle).py.export()).slice());
+    return idb.exactBuffer(toJs(loaded(handle).py.export()).slice());
   },
   async stats({ handle }) {
-    return toJs(storeOf(handle).py.stats());
+    return toJs(loaded(handle).py.stats());
   },
   async close({ handle }) {
     const s = stores.get(handle);

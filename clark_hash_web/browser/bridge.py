@@ -513,7 +513,7 @@ class BrowserStore:
                 "sketchMs": (t1 - t0) * 1000.0, "searchMs": (t2 - t1) * 1000.0}
 
     # -- search with the JavaScript prefilter (static/prefilter-scan.js) ------------
-    def prefilter(self, query, k: int, min_rows: int = PREFILTER_MIN_ROWS) -> dict:
+    def prefilter(self, query, k: int, min_rows: int = PREFILTER_MIN_ROWS, count=None) -> dict:
         """First step of a browser search of a Clark Hash store: sketch the query, plan the JS scan.
 
         Stores of at most ``min_rows`` rows (and ``k`` outside ``1..n-1``) are
@@ -522,6 +522,10 @@ class BrowserStore:
         sketched query is kept for :meth:`rank` and the result is the scan
         plan (:meth:`FlatIndex.prefilter_plan`) plus ``direct: False``, ``k`` (an int,
         ``1 <= k < count``) and ``sketchMs``.
+
+        ``count``: the stored rows when the worker holds them and this store
+        has not loaded them (then ``min_rows < count`` and ``0 < k < count``
+        are the caller's to ensure, and :meth:`rank_codes` ranks).
         """
         if not self.flat:
             raise InvalidInputError(f"prefilter() is the Clark Hash path; {self.code_kind} stores "
@@ -530,13 +534,17 @@ class BrowserStore:
         q = self._sketch(as_bytes(query))
         t1 = time.perf_counter()
         k = int(k)
-        n = len(self.index)
+        n = len(self.index) if count is None else int(count)
         self._query = None
+        if count is not None and (n <= int(min_rows) or not 0 < k < n):
+            raise InvalidInputError(f"prefilter(count={n}) needs min_rows < count and 0 < k < count "
+                                    f"(min_rows={min_rows}, k={k})")
         if n <= int(min_rows) or not 0 < k < n:
             ids, scores = self.index.search_prepared(q, k)
             return {"direct": True, "ids": list(ids), "scores": scores.tobytes(),
                     "sketchMs": (t1 - t0) * 1000.0, "searchMs": (time.perf_counter() - t1) * 1000.0}
         plan = self.index.prefilter_plan(q)
+        plan["count"] = n
         self._query = q
         plan.update(direct=False, k=k, sketchMs=(t1 - t0) * 1000.0,
                     planMs=(time.perf_counter() - t1) * 1000.0)
@@ -560,6 +568,31 @@ class BrowserStore:
         cand = bytes_array("I", raw)
         ids, scores = self.index.rank_rows(q, cand, int(k))
         return {"ids": list(ids), "scores": scores.tobytes(),
+                "rankPyMs": (time.perf_counter() - t0) * 1000.0}
+
+    def rank_codes(self, codes, norms, k: int) -> dict:
+        """Second step when the worker holds the rows and Python does not: exact top ``k``
+        among the candidates' own codes.
+
+        ``codes``: the candidate rows' codes, in ascending row order (bytes);
+        ``norms``: their norm codes (u16 LE bytes, dot mode) or None. Returns
+        ``{positions, scores, rankPyMs}``: positions into the candidates, best
+        first (exact ties by position, i.e. by row), and their float32 LE
+        score bytes, the same as :meth:`rank` of those rows.
+        """
+        t0 = time.perf_counter()
+        q, self._query = self._query, None
+        if q is None:
+            raise InvalidInputError("rank_codes() needs a query planned by prefilter() first")
+        dot = self.config.metric == "dot"
+        if (norms is not None) != dot:
+            raise InvalidInputError(f"rank_codes(): norm codes are {'needed' if dot else 'not used'} "
+                                    f"in {self.config.metric} mode")
+        enc = EncodedBatch.from_bytes(self.config, as_bytes(codes), as_bytes(norms) if dot else None)
+        cand = make_index(self.codec)
+        cand.add_encoded(enc)   # ids 0..c-1: the positions
+        positions, scores = cand.rank_rows(q, list(range(len(enc))), int(k))
+        return {"positions": [int(p) for p in positions], "scores": array("f", [float(v) for v in scores]).tobytes(),
                 "rankPyMs": (time.perf_counter() - t0) * 1000.0}
 
     # -- search with the exact JavaScript table scan (static/table-scan.js) ---------

@@ -16,7 +16,7 @@ only the memory layout and the order of independent work differ:
   ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason;
 * blocks are sorted by their number of stages (most first), so the blocks
   that still have a stage at level ``l`` are a prefix; level ``l`` of all of
-  them is one call of the column-wise E8 rule (:func:`.e8_fast.encode_columns`),
+  them is one call of the column-wise E8 rule (:func:`.e8_columns.encode_columns`),
   and the residual update ``res_k - c root_k`` (float64) reads ``c root_k``
   (an exact product) from a per-level table;
 * the E8 rule runs on the residuals rounded to float32 and says where that
@@ -30,7 +30,7 @@ only the memory layout and the order of independent work differ:
 from __future__ import annotations
 
 from .e8 import ROOTS
-from .e8_fast import encode_columns
+from .e8_columns import encode_columns
 
 CHUNK_VALUES = 1 << 18   # float64 rotated values per chunk (2 MB; 2**16 and 2**19 measured slower)
 

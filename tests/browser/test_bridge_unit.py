@@ -245,3 +245,40 @@ def test_clark_hash_sketch_file_import_plans():
                                                   [f"x{i}" for i in range(30)]))
     assert store.commit(plan["token"]) == [f"x{i}" for i in range(30)]
     assert store.codes()["codes"] == enc.codes_bytes()
+
+
+@pytest.mark.parametrize("backend", ["python", "numpy"])
+def test_rank_codes_of_candidates_equals_rank_of_their_rows(backend):
+    """rank_codes (the worker holds the rows, Python does not) == rank of the same rows: the
+    same ranking (positions -> rows), score bits and tie order; a store that never loaded its
+    rows plans with the worker's count; bad calls fail clearly."""
+    from clark_hash_web.errors import InvalidInputError
+
+    db = FakeDB()
+    store = db.load(backend)
+    data = rows(300, 21)
+    data[200:205] = data[9]                          # exact ties
+    db.apply(store.plan_add(data.tobytes(), 300))
+    store.commit(store._token)
+    full = db.load(backend)
+    empty, _ = bb.open_store(CFG.to_bytes(), backend, [], 300)   # holds no rows
+    enc = full.index.encoded()
+    codes, norms = enc.codes_bytes(), enc.norm_codes_bytes()
+    cand = [3, 9, 50, 200, 201, 204, 250, 299]
+    q = data[9].tobytes()
+    for k in (1, 4, 8):
+        full.prefilter(q, k, 0)
+        want = full.rank(np.asarray(cand, "<u4").tobytes(), k)
+        plan = empty.prefilter(q, k, 0, count=300)
+        assert plan["count"] == 300 and not plan["direct"]
+        got = empty.rank_codes(b"".join(codes[r * CFG.code_bytes:(r + 1) * CFG.code_bytes] for r in cand),
+                               b"".join(norms[2 * r:2 * r + 2] for r in cand), k)
+        assert [cand[p] for p in got["positions"]] == want["ids"]
+        assert got["scores"] == want["scores"]
+    with pytest.raises(InvalidInputError, match="prefilter"):
+        empty.rank_codes(codes[:CFG.code_bytes], norms[:2], 1)
+    empty.prefilter(q, 1, 0, count=300)
+    with pytest.raises(InvalidInputError, match="norm codes"):
+        empty.rank_codes(codes[:CFG.code_bytes], None, 1)
+    with pytest.raises(InvalidInputError, match="min_rows"):
+        empty.prefilter(q, 300, 0, count=300)

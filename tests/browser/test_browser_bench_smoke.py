@@ -49,3 +49,26 @@ def test_browser_bench_runs_and_finds_the_native_top10(tmp_path):
     assert res["demo"]["first_visit"]["search_mode_text_then"] == "Model loading: showing word matches."
     if len(backends) == 1:
         assert res["browser_numpy"].startswith("SKIPPED")
+
+
+def test_browser_bench_million_mode_runs_small_and_is_exact(tmp_path):
+    """``--only million`` end to end at 3,000 sketches: the reopened store's top 10 equal the
+    native exact ranking (ids and score bits), and the JSON has the targets and verdicts."""
+    spec = importlib.util.spec_from_file_location("browser_million", REPO / "benchmarks" / "browser_million.py")
+    bench_million = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_million)
+    out = tmp_path / "million.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "browser_bench.py"), "--only", "million",
+                           "--million-n", "3000", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["n"] == 3000 and res["codec"] == "e8:384" and res["search_backend"] == "python"
+    assert res["same_ids_and_score_bits_as_native"] is True and res["queries_checked"] == 40
+    assert res["searches_checked"] == 40 * bench_million.ROUNDS
+    assert res["scan_breakdown_one_query"]["mode"] == "js-table-scan"
+    assert res["scan_breakdown_one_query"]["ids"] == "js"      # searched without Python's copy
+    assert res["open_ms"] > 0 and res["top10_all"]["p90_ms"] >= res["top10_all"]["median_ms"] > 0
+    assert set(res["meets"]) == {"top10_ms", "open_ms", "extra_tab_memory", "exact"}
+    assert res["memory"]["per_process_after"], "no renderer process measured"
+    assert res["after_first_write"]["first_write_ms"] > 0
