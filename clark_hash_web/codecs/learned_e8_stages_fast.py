@@ -67,17 +67,17 @@ class StagedEncoderNumpy:
         self._x_shift, self._v_scale = X_BITS, float(2 ** V_BITS)
         sorted_stages = stages[order]
         roots = np.asarray(ROOTS, dtype=np.float64)               # (240, 8)
-        self._levels = []           # (blocks at this level, code rows, residual tables)
+        self._levels = []           # (blocks at this level, blocks with a next one, tables)
         out_col = []
         for level in range(int(stages.max())):
             nb = int(np.count_nonzero(sorted_stages > level))
-            c = scales[first[order[:nb]] + level]                 # (nb,)
-            last = level + 1 == int(stages.max())
+            # residuals are updated only for the blocks with a next stage (a prefix too)
+            nu = int(np.count_nonzero(sorted_stages > level + 1))
+            c = scales[first[order[:nu]] + level]                 # (nu,)
             # table[k, b * 256 + v] = c_b * root_v[k]: exact products
-            table = np.zeros((8, nb, 256))
+            table = np.zeros((8, nu, 256))
             table[:, :, :len(roots)] = c[None, :, None] * roots.T[:, None, :]
-            self._levels.append((nb, table.reshape(8, -1), None if last else
-                                 (np.arange(nb) * 256)[:, None]))
+            self._levels.append((nb, nu, table.reshape(8, -1), (np.arange(nu) * 256)[:, None]))
             out_col.extend((first[order[:nb]] + level).tolist())
         # code row r (level-major) -> output column out_col[r]
         self._row_of_col = np.argsort(np.asarray(out_col))
@@ -110,7 +110,7 @@ class StagedEncoderNumpy:
         res = res.reshape(8, self._nk * m)      # row k: coordinate k, block-major, then rows
         codes = np.empty((self.n_codes, m), dtype=np.uint8)
         row = 0
-        for nb, table, base in self._levels:
+        for nb, nu, table, base in self._levels:
             part = res[:, :nb * m]              # the blocks with a stage at this level (a view)
             # float32 rule where it provably equals the float64 one, float64 rule elsewhere
             c, unsure = encode_columns(part.astype(np.float32), doubt=True)
@@ -120,8 +120,8 @@ class StagedEncoderNumpy:
             c = c.reshape(nb, m)
             codes[row:row + nb] = c
             row += nb
-            if base is not None:
-                idx = (c + base).ravel()      # int64: block b reads table[:, b * 256 + code]
+            if nu:
+                idx = (c[:nu] + base).ravel()  # int64: block b reads table[:, b * 256 + code]
                 for k in range(8):
-                    part[k] -= table[k].take(idx)
+                    res[k, :nu * m] -= table[k].take(idx)
         return codes[self._row_of_col].T
