@@ -203,3 +203,22 @@ def test_struct_helpers_round_trip():
     assert round_half_away(2.5) == 3 and round_half_away(-2.5) == -3
     assert round_half_away(0.49999997) == 0
     assert struct.pack("<f", f32(0.1)) == struct.pack("<f", 0.1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 100, 700])
+def test_norm_sums_are_sequential_like_the_crate(n):
+    """The numpy backend sums squared coordinates feature after feature, for every batch
+    width: bit-identical to a plain loop, on data where numpy's pairwise summation
+    (a contiguous-axis sum) gives other bits."""
+    from clark_hash_web.backends.numpy_backend import _sequential_row_sum
+
+    rng = np.random.default_rng(n)
+    sq = (rng.standard_normal((384, n)) * 10.0 ** rng.integers(-3, 4, (384, n))) ** 2
+    sq = np.ascontiguousarray(sq.astype(np.float32))
+    want = np.zeros(n, dtype=np.float32)
+    for row in sq:
+        want = want + row
+    got = _sequential_row_sum(sq, np.empty(n, dtype=np.float32))
+    assert got.tobytes() == want.tobytes()
+    pairwise = np.ascontiguousarray(sq.T).sum(axis=1, dtype=np.float32)
+    assert n < 8 or pairwise.tobytes() != want.tobytes()      # the data tells them apart

@@ -144,3 +144,42 @@ def test_fast_encoder_pads_and_chunks(d):
     x = x.astype(np.float32)
     codec = E8Codes(E8Config(d), "numpy")
     assert codec._encode_numpy(x).tobytes() == codec._encode_numpy_reference(x).tobytes()
+
+
+def _tie_blocks(n, seed):
+    """(n, 8) float32 blocks drawn from few magnitudes: ties everywhere, zeros, -0.0,
+    subnormals and the extreme magnitudes inputs may have."""
+    rng = np.random.default_rng(seed)
+    mags = np.array([0.0, 1e-45, 2.0**-60, 0.25, 0.5, 1.0, 1.5, 2.0**60], dtype=np.float32)
+    x = mags[rng.integers(0, len(mags), size=(n, 8))]
+    x = np.where(rng.random((n, 8)) < 0.5, -x, x).astype(np.float32)     # -0.0 included
+    signs = (np.arange(256)[:, None] >> np.arange(8)) & 1                # every sign pattern
+    x[:256] = np.where(signs == 1, np.float32(-1.0), np.float32(1.0))    # 8 equal magnitudes
+    x[256:512] = np.where(signs == 1, -1.0, 1.0) * np.array([1, 1, 1, 1, 0, 0, 0, 0])  # s1 == s2
+    return x
+
+
+def test_block_encoder_equals_reference_and_python_on_tie_blocks():
+    """BlockEncoder (column-wise, 8-block flag words, buffers reused across chunks) gives
+    the reference bytes on blocks full of ties; a chunk width that is not a multiple of
+    the input length exercises the padded last chunk."""
+    from clark_hash_web.codecs.e8 import _encode_block_python
+    from clark_hash_web.codecs.e8_fast import BlockEncoder
+
+    x = _tie_blocks(3 * 1000 + 5, seed=5)
+    want = E8Codes(E8Config(8), "numpy")._encode_numpy_reference(x).reshape(-1)
+    encode = BlockEncoder(1000)
+    assert encode(x).tobytes() == want.tobytes()
+    assert encode(x[:13]).tobytes() == want[:13].tobytes()          # same buffers, fewer rows
+    assert bytes(_encode_block_python(x[i].tolist()) for i in range(0, 600, 7)) == \
+        want[0:600:7].tobytes()
+
+
+def test_block_encoder_without_bitwise_count(monkeypatch):
+    """numpy < 2 has no np.bitwise_count: the parity fold gives the same bytes."""
+    from clark_hash_web.codecs.e8_fast import encode_blocks
+
+    x = _tie_blocks(2000, seed=6)
+    want = encode_blocks(x)
+    monkeypatch.delattr(np, "bitwise_count")
+    assert encode_blocks(x).tobytes() == want.tobytes()

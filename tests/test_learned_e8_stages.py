@@ -155,3 +155,95 @@ def test_cli_train_default_is_the_staged_head(tmp_path, monkeypatch, capsys, dat
     assert cfg == train_staged_e8(data[:600], seed=3, query_weight=1, code_bytes=6)
     assert main(["encode", "base.npy", "s.chs", "--config", "h.chs"]) == 0
     assert sketch_file.load("s.chs").codes == LearnedE8(cfg).encode(data[:600]).codes_bytes()
+
+
+def test_float64_column_rule_equals_python_rule_on_ties():
+    """e8_columns.encode_columns on float64 columns (the stages' rule) gives the pure-Python
+    float64 rule's bytes on blocks full of ties (equal magnitudes, zeros, -0.0, s1 == s2
+    exactly) and on near-ties that float32 rounding would flip."""
+    from clark_hash_web.codecs.e8 import _encode_block_python
+    from clark_hash_web.codecs.e8_columns import encode_columns
+    from clark_hash_web.codecs.learned_e8 import e8_codes_numpy
+
+    rng = np.random.default_rng(5)
+    small = np.array([0.0, -0.0, 0.125, -0.125, 0.375, -0.375, 0.25, -0.25, 0.5])
+    x = small[rng.integers(0, len(small), size=(4000, 8))]
+    x[2000:] = rng.standard_normal((2000, 8))
+    x[1000:1500] = np.nextafter(x[1000:1500], np.inf)
+    tie = np.array([3, 3, 1, 1, 1, 1, 1, 1]) / 8.0          # s1 = s2 = 0.75: the half root
+    x[10], x[11] = tie, tie
+    x[11, 0] += 2.0 ** -40                                  # s1 > s2 in float64, not in float32
+    x[12] = 0.0
+    fast = encode_columns(np.ascontiguousarray(x.T))
+    py = bytes(_encode_block_python(row.tolist(), f32=False) for row in x)
+    assert fast.tobytes() == py == e8_codes_numpy(x).tobytes()
+    assert fast[10] < 128 <= fast[11] and fast[12] == 0
+    x32 = x.astype(np.float32)
+    codes32 = encode_columns(np.ascontiguousarray(x32.T))
+    assert codes32[11] == fast[10]                          # float32 rounds the near-tie away
+    keep = x32.any(axis=1)                                  # the E8 codec refuses zero rows
+    assert codes32[keep].tobytes() == E8Codes(E8Config(8), "numpy").encode(x32[keep]).codes_bytes()
+
+
+def _crafted_config():
+    """d=40, 4 kept blocks with unsorted stage counts [1, 3, 2, 4], a signed identity
+    rotation (exact y); blocks 1 and 3 have powers of two as scales, block 3 a zero
+    offset, blocks 1 and 2 an offset of +-2**-40 on their first axis (a float64-only
+    difference)."""
+    d, K = 40, 32
+    rot = np.zeros((d, K), dtype="<i2")
+    for j in range(K):
+        rot[j, j] = (1 << 14) * (-1 if j % 5 == 3 else 1)     # minus on axes 8, 13, 23, 28
+    offset = (np.arange(K) % 7 - 3) / 16.0
+    offset[8:16] = 0.0
+    offset[8] = 2.0 ** -40
+    offset[24:32] = 0.0
+    offset[16:24] = 0.0
+    offset[16] = -(2.0 ** -40)
+    stages = [1, 3, 2, 4]
+    scales = [0.3, 0.25, 0.25, 0.5, 0.2, 0.07, 0.25, 0.25, 0.5, -0.01]
+    return StagedE8Config(d, bytes(16), offset.astype("<f4").tobytes(), rot.tobytes(),
+                          bytes(stages), np.asarray(scales, "<f4").tobytes())
+
+
+def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chunks(monkeypatch):
+    """The fast numpy encoder (transposed BLAS rotation, blocks sorted by stages, the E8 rule
+    in float32 where provably equal and in float64 elsewhere, residual tables, chunks) writes
+    the bytes of the step-by-step numpy reference and of pure Python: exact root ties,
+    near-ties that float32 would decide the other way, residuals that become exactly zero
+    or 2**-40, unsorted stage counts, rows of small integers (equal magnitudes), extreme row
+    scales, chunk boundaries."""
+    from clark_hash_web.codecs import learned_e8_stages_fast
+
+    cfg = _crafted_config()
+    rng = np.random.default_rng(8)
+    x = anisotropic(300, 40, seed=4)
+    x[:100] = rng.integers(-2, 3, size=(100, 40))
+    x[:100, 0] = 2.0                                    # no zero rows
+    tie = np.zeros(40, dtype=np.float32)
+    tie[8:16] = [3, 3, 1, 1, 1, 1, 1, 1]
+    tie[24:32] = [3, 3, 1, 1, -1, 1, 1, 1]
+    tie[32] = 4                                         # |x| = 8: y = x / 8 exactly
+    x[100], x[101], x[102] = tie, tie * np.float32(2.0 ** -50), tie * np.float32(2.0 ** 40)
+    near = np.zeros(40, dtype=np.float32)
+    near[16:24] = [16, 12, 8, 6, 5, 4, 3, 2]           # distinct magnitudes
+    near[32:35] = [21, 5, 2]                            # |x| = 32
+    x[103], x[104] = near, -near
+    monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_VALUES", 8 * 4 * 7)   # 7 rows a chunk
+    a, b = LearnedE8(cfg, "numpy"), LearnedE8(cfg, "python")
+    fast = a.encode(x).codes
+    assert fast.tobytes() == a._encode_numpy_reference(x).tobytes()
+    assert fast.tobytes() == b.encode(x.tolist()).codes_bytes()
+    # block 3 (code columns 6..9): y = (3,3,1,1,1,1,1,1)/8 is an exact tie s1 = s2 (half
+    # root 0), the residual (1/4, 1/4, 0, ..) takes root (1, 1, 0, ..) = 128, then the
+    # residual is exactly 0 (half root 0), then -1/4 everywhere (half root 127)
+    assert fast[100:103, 6:10].tolist() == [[0, 128, 0, 127]] * 3
+    # block 1 (columns 1..3): y = (-3/8 - 2**-40, 3/8, 1/8, 1/8, 1/8, -1/8, 1/8, 1/8):
+    # s1 > s2 by 2**-41 in float64 (root (-1, 1, 0, ..) = 130; float32 sees a tie: half
+    # root 33), then (-1/8 - 2**-40, 1/8, ..) is a half root again (33), then the residual
+    # (-2**-40, 0, .., 0) takes the integer root (-1, 1, 0, ..) = 130
+    assert fast[100:103, 1:4].tolist() == [[130, 33, 130]] * 3
+    # block 2 (column 4): y = (1/2 + 2**-40, 3/8, -1/4, 3/16, 5/32, 1/8, 3/32, -1/16): distinct
+    # magnitudes, s1 = 7/8 + 2**-40 > s2 = 7/8 + 2**-41 only in float64 (integer root
+    # (1, 1, 0, ..) = 128; float32: an exact tie, half root 4): only the margin check sees it
+    assert fast[103, 4] == 128

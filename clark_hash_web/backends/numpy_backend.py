@@ -17,8 +17,75 @@ import numpy as np
 from ..codecs.norm_channel import decode_norms_numpy, norm_codes_numpy
 from .tables import CodecTables
 
-CHUNK_ROWS = 1024  # keeps a chunk's working set near the L2 cache
+CHUNK_ROWS = 512  # keeps a chunk's working set near the L2 cache
 SMALL_ROWS = 256   # score(): up to this many rows are summed with one np.add.accumulate
+
+
+def _columns(rows, work=None):
+    """(n, d) float32 rows -> (d, n) contiguous columns (in ``work``'s buffers if given).
+
+    With ``d`` a multiple of 8 the transpose runs in cheap copies: the rows
+    first, in order (memory reads them sequentially), then whole 32-byte
+    groups of 8 coordinates, then the 8 coordinates inside each group (one
+    element-by-element transpose reads a cache line per element).
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    n, d = rows.shape
+    if d % 8 or not n:
+        return np.ascontiguousarray(rows.T)
+    w = work if work is not None else _Buffers.for_columns(d, n)
+    copy = w.get("rows", (n, d))
+    np.copyto(copy, rows)
+    groups = w.get("groups", (d // 8, n * 8))
+    groups.view("V32")[...] = copy.view("V32").T
+    out = w.get("xt", (d, n))
+    out.reshape(d // 8, 8, n)[...] = groups.reshape(d // 8, n, 8).transpose(0, 2, 1)
+    return out
+
+
+def _sequential_row_sum(rows, out):
+    """``(((0 + rows[0]) + rows[1]) + ...)`` per column of (d, n) float32 ``rows`` (>= +0).
+
+    With two or more columns, ``np.add.reduce`` over axis 0 runs its inner loop
+    along the columns (the axis with the smaller stride) and adds the rows one
+    after the other: ``(rows[0] + rows[1]) + ...``, the same bits as starting
+    from 0 since ``0 + r = r`` for ``r >= +0``. A single column would make the
+    reduced axis the inner one, which numpy sums pairwise: it is added row by row.
+    (tests/test_codec.py pins both against a plain loop.)
+    """
+    d, n = rows.shape
+    if n >= 2 and d:
+        return np.add.reduce(rows, axis=0, out=out)
+    out[...] = 0
+    for row in rows:
+        np.add(out, row, out=out)
+    return out
+
+
+class _Buffers:
+    """Flat float32 buffers for chunks of up to ``width`` columns, viewed per shape."""
+
+    def __init__(self, backend, width: int):
+        d, m = backend.config.input_dim, len(backend.t.order)
+        widest = max((len(s) for s in backend._sources), default=0)
+        rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest,
+                "rows": d, "groups": d, "xt": d}
+        self.bufs = {k: np.empty(r * max(1, width), dtype=np.float32) for k, r in rows.items()}
+
+    @classmethod
+    def for_columns(cls, d: int, width: int):
+        """Only the transpose buffers (for :func:`_columns` without a backend)."""
+        out = cls.__new__(cls)
+        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32)
+                    for k in ("rows", "groups", "xt")}
+        return out
+
+    def get(self, name, shape):
+        """A contiguous array of ``shape`` in buffer ``name`` (contents undefined)."""
+        size = 1
+        for v in shape:
+            size *= v
+        return self.bufs[name][:size].reshape(shape)
 
 
 class NumpyBackend:
@@ -32,25 +99,33 @@ class NumpyBackend:
         self._sources = [np.asarray(s, dtype=np.intp) for s in t.step_sources]
         self._bucket_rows = np.argsort(np.asarray(t.order, dtype=np.intp))
         self._deq = np.asarray(t.deq, dtype=np.float32)
+        # x * -scale is -(x * scale) bit for bit (rounding is symmetric)
+        self._signed_scale = np.array([t.scale, -t.scale], dtype=np.float32)[:, None, None]
 
     # -- projection ------------------------------------------------------------
-    def project_t(self, xt):
-        """Sketches (m, n) in bucket order and norms (n,) of rows given as (d, n)."""
+    def project_t(self, xt, work=None):
+        """Sketches (m, n) in bucket order and norms (n,) of rows given as (d, n).
+
+        ``work``: a :class:`_Buffers` for at least n columns, reused across
+        chunks (fresh multi-MB temporaries per chunk cost page faults).
+        """
         t = self.t
         d, n = xt.shape
+        w = work if work is not None else _Buffers(self, n)
         with np.errstate(all="ignore"):
-            sq = xt * xt
-            nsq = np.zeros(n, dtype=np.float32)
-            for row in sq:  # sequential in i, like the crate
-                np.add(nsq, row, out=nsq)
-            norms = np.sqrt(nsq)
-            stacked = np.empty((2 * d, n), dtype=np.float32)
-            np.multiply(xt, np.float32(t.scale), out=stacked[:d])
-            np.negative(stacked[:d], out=stacked[d:])
-            acc = np.zeros((len(t.order), n), dtype=np.float32)
+            sq = w.get("sq", (d, n))
+            np.multiply(xt, xt, out=sq)
+            norms = np.sqrt(_sequential_row_sum(sq, w.get("nsq", (n,))))
+            stacked = w.get("stacked", (2 * d, n))     # [x * scale; x * -scale] in one pass
+            np.multiply(xt[None], self._signed_scale, out=stacked.reshape(2, d, n))
+            acc = w.get("acc", (len(t.order), n))
+            acc[...] = 0
             for src in self._sources:  # step p: p-th contribution of each bucket
-                acc[:len(src)] += stacked[src]
-            sketch = acc[self._bucket_rows]
+                k = len(src)
+                part = w.get("part", (k, n))
+                np.take(stacked, src, axis=0, out=part, mode="clip")   # indices in range
+                np.add(acc[:k], part, out=acc[:k])
+            sketch = np.take(acc, self._bucket_rows, axis=0)
             ok = ~(norms <= np.float32(2.0**-23))
             post = np.where(ok, np.float32(t.sqrt_m) / np.where(ok, norms, np.float32(1)),
                             np.float32(1))
@@ -58,17 +133,21 @@ class NumpyBackend:
         return sketch, norms
 
     # -- quantization / packing -----------------------------------------------
-    def quantize_t(self, sketch):
-        """Levels (m, n) uint8 of sketches (m, n)."""
+    def quantize_t(self, sketch, inplace: bool = False):
+        """Levels (m, n) uint8 of sketches (m, n) (``inplace``: ``sketch`` is overwritten)."""
         t = self.t
         c = np.float32(t.clip)
+        v = sketch if inplace else sketch.copy()
         with np.errstate(all="ignore"):
-            zc = np.clip(sketch, -c, c)
-            v = ((zc + c) / np.float32(t.two_c)) * np.float32(t.L)
+            np.clip(v, -c, c, out=v)
+            np.add(v, c, out=v)
+            np.divide(v, np.float32(t.two_c), out=v)
+            np.multiply(v, np.float32(t.L), out=v)           # v = ((zc + c) / 2c) * L
             r = np.trunc(v)
-            r += (v - r) >= np.float32(0.5)
-            r = np.clip(r, 0, t.L)
-            r[np.isnan(r)] = 0
+            np.subtract(v, r, out=v)
+            r += v >= np.float32(0.5)
+            # r is in [0, L] (zc + c <= 2c) or NaN: fmax sends NaN to level 0
+            np.fmin(np.fmax(r, np.float32(0), out=r), np.float32(t.L), out=r)
         return r.astype(np.uint8)
 
     def pack_t(self, levels):
@@ -124,11 +203,12 @@ class NumpyBackend:
         n = x.shape[0]
         codes = np.empty((n, cfg.code_bytes), dtype=np.uint8)
         norms = np.empty(n, dtype=np.float32)
+        work = _Buffers(self, min(n, CHUNK_ROWS))
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
-            xt = np.ascontiguousarray(x[start:stop].T, dtype=np.float32)
-            sketch, nrm = self.project_t(xt)
-            codes[start:stop] = self.pack_t(self.quantize_t(sketch)).T
+            xt = _columns(x[start:stop], work)
+            sketch, nrm = self.project_t(xt, work)
+            codes[start:stop] = self.pack_t(self.quantize_t(sketch, inplace=True)).T
             norms[start:stop] = nrm
         ncodes = None
         if cfg.metric == "dot":

@@ -227,15 +227,16 @@ class E8Codes(BinaryCodec):
         """
         import numpy as np
 
-        from .e8_fast import CHUNK_BLOCKS, encode_blocks
+        from .e8_fast import CHUNK_BLOCKS, BlockEncoder
 
         cfg = self.config
         nb = cfg.n_blocks
         out = np.empty((len(rows), nb), dtype=np.uint8)
         step = max(1, CHUNK_BLOCKS // nb)
+        encode = BlockEncoder(min(step, len(rows)) * nb)
         for s in range(0, len(rows), step):
             chunk = self._padded_numpy(rows[s:s + step])
-            out[s:s + step] = encode_blocks(chunk.reshape(-1, 8)).reshape(-1, nb)
+            out[s:s + step] = encode(chunk.reshape(-1, 8)).reshape(-1, nb)
         return out
 
     def _encode_numpy_reference(self, rows):

@@ -43,6 +43,10 @@ pure Python, Pyodide) gives the same result:
    the E8 root number of the residual (the rule of :mod:`.e8` evaluated in
    float64), then ``res_k = res_k - c_{b,s} root_k`` (float64).
 
+The numpy backend encodes with :mod:`.learned_e8_stages_fast` (same bytes,
+transposed layout, all blocks of one stage level at once);
+:func:`rotate_numpy` and :func:`stage_codes_numpy` are the steps as written.
+
 A query is rotated by steps 1-4 without the offset (a constant shift of all
 its scores), rounded to float32 (``v``), and expanded to one 8-block per code
 byte, ``fl32(v_{b,k} c_{b,s})``; its byte tables and scores are then exactly
@@ -81,6 +85,7 @@ from dataclasses import dataclass
 from .binary import check_int
 from .e8 import ROOTS, _encode_block_python
 from .learned_e8 import LearnedE8, LearnedE8Head, _flag, e8_codes_numpy
+from .learned_e8_stages_fast import StagedEncoderNumpy
 from ..errors import ConfigError, InvalidInputError
 from ..little_endian import bytes_array
 
@@ -311,6 +316,7 @@ class StagedE8(LearnedE8):
             # query expansion: code byte c reads block block_of[c], times its scale
             self._expand = (np.asarray(block_of)[:, None] * 8 + np.arange(8)).ravel()
             self._expand_scale = np.repeat(scales32, 8)
+            self._encoder = StagedEncoderNumpy(self._rot, self._offset, stages, self._scales64)
         else:
             rot = bytes_array("h", cfg.rotation)
             self._columns = [list(rot[j::K]) for j in range(K)]
@@ -319,7 +325,12 @@ class StagedE8(LearnedE8):
             self._block_of = block_of
 
     # encode
-    def _encode_numpy(self, rows, chunk: int = 4096):
+    def _encode_numpy(self, rows):
+        return self._encoder.encode(rows)
+
+    def _encode_numpy_reference(self, rows, chunk: int = 4096):
+        """Steps 1-5 as written (:func:`rotate_numpy`, :func:`stage_codes_numpy`); tests pin
+        the fast encoder (:mod:`.learned_e8_stages_fast`) to it."""
         import numpy as np
 
         out = np.empty((len(rows), self.config.n_blocks), dtype=np.uint8)

@@ -9,7 +9,8 @@ training. Rotations (both exact and deterministic):
   elementwise by seeded random signs ``D`` (exact), zero-padded to
   ``n = next power of two >= input_dim``, transformed with the unnormalized
   fast Walsh-Hadamard transform in float32 with a fixed butterfly order
-  (:func:`clark_hash_web.codecs.exact_projection.fwht_numpy`), and the first
+  (:func:`clark_hash_web.codecs.exact_projection.fwht_python`; numpy:
+  :mod:`clark_hash_web.codecs.hadamard_fast`), and the first
   ``n_bits`` outputs are kept (``n_bits <= n``). This spreads every input
   dimension over all bits, so bits become equally informative.
 
@@ -136,21 +137,28 @@ class SignBits(BinaryCodec):
 
             self._signs_np = np.asarray(self._signs, dtype=np.float32)
 
-    def _project_numpy(self, rows, exact):
-        import numpy as np
+    def _projector(self, count: int):
+        """A :class:`~.hadamard_fast.HadamardProjector` sized for ``count`` rows."""
+        from .hadamard_fast import CHUNK_ROWS, HadamardProjector
 
+        cfg = self.config
+        return HadamardProjector(self._signs_np, cfg.padded_dim, cfg.n_bits,
+                                 min(CHUNK_ROWS, max(1, count)))
+
+    def _project_numpy(self, rows, exact):
         cfg = self.config
         m = cfg.n_bits
         if cfg.rotation == "none":
             return rows[:, :m] if exact else rows[:, :m] > 0
-        out = np.empty((len(rows), m), dtype=np.float32)
-        chunk = 8192
-        for s in range(0, len(rows), chunk):
-            blk = rows[s:s + chunk]
-            z = np.zeros((len(blk), cfg.padded_dim), dtype=np.float32)
-            z[:, :cfg.input_dim] = blk * self._signs_np
-            out[s:s + chunk] = xp.fwht_numpy(z)[:, :m]
+        out = self._projector(len(rows)).values(rows)
         return out if exact else out > 0
+
+    def _encode_numpy(self, rows):
+        """Codes of valid float32 rows; the Hadamard rotation packs its signs in place
+        (:meth:`~.hadamard_fast.HadamardProjector.codes`)."""
+        if self.config.rotation == "none":
+            return super()._encode_numpy(rows)
+        return self._projector(len(rows)).codes(rows)
 
     def _project_python(self, row):
         cfg = self.config

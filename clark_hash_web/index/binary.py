@@ -21,8 +21,10 @@ Search
   bits of a brute-force ``codec.score`` scan. For sign codes a proven
   prefilter (:class:`.bit_scan.PlaneBound`: the query magnitudes in a few
   bit planes, AND + popcount) first drops every row that cannot reach the
-  top k; only the rest are scored exactly. E8 codes are scored in full with
-  16-bit pair lookup tables.
+  top k; only the rest are scored exactly. E8 codes (root numbers, no bits)
+  first get an integer quick score from 8-bit pair tables with a proven
+  bound (:class:`.table_bound.TableBound`); only the rows that can still
+  reach the top k are scored exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..codecs import bitpack
 from ..codecs.binary import SCORINGS, BinaryCodec, BinaryQuery
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
-from . import bit_scan
+from . import bit_scan, table_bound
 from .base import Index
 from .code_columns import CodeColumns
 from .ids import IdMap
@@ -303,8 +305,9 @@ class BinaryIndex(Index):
         (``PLANE_STAGES[0]`` bit planes over every row, then more planes over
         the survivors while more than ``REFINE_ABOVE`` remain); only the rows
         that can still reach the top ``k`` get the exact float32 score.
-        E8 codes (no bits to compare) are scored in full from their
-        16-bit pair columns.
+        E8 codes (no bits to compare) pass through
+        :class:`~.table_bound.TableBound` (integer pair tables over the 16-bit
+        pair columns); the survivors get the exact score from the byte tables.
         """
         import numpy as np
 
@@ -312,15 +315,24 @@ class BinaryIndex(Index):
         k = min(k, n)
         if k == 0:
             return [], np.zeros(0, dtype=np.float32)
-        tables = bitpack.pair_tables_numpy(self.codec._tables_numpy(q.values))
+        byte_tables = self.codec._tables_numpy(q.values)
         sel = None if rows is None else np.asarray(rows, dtype=np.int64)
-        if self.codec.supports_hamming:
+        if not self.codec.supports_hamming and sel is None:
+            # E8 (root numbers): the integer pair-table bound first
+            cols = self._store.pair_columns()
+            sel = table_bound.TableBound(byte_tables).survivors(cols, k)
+            if sel is not None:
+                scores = table_bound.exact_scores(byte_tables, cols, sel)
+                order = top_scores(scores, k)
+                return self._ids.ids_at(sel[order]), scores[order]
+        elif self.codec.supports_hamming:
             cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
             for bits in PLANE_STAGES:
                 bound = bit_scan.PlaneBound(q.values, q.code, self._store.words, pairs, bits)
                 sel = bound.survivors(cols, k, sel)
                 if len(sel) <= REFINE_ABOVE:
                     break
+        tables = bitpack.pair_tables_numpy(byte_tables)
         if sel is None:
             scores = bitpack.asymmetric_scores_numpy(tables, self._store.pair_columns())
         else:

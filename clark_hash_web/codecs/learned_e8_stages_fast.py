@@ -1,0 +1,127 @@
+"""Fast numpy encoder of the format-2 learned-E8 head: the exact rule of :mod:`.learned_e8_stages`.
+
+Same bytes as :func:`~.learned_e8_stages.rotate_numpy` followed by
+:func:`~.learned_e8_stages.stage_codes_numpy` (and the pure-Python encoder);
+only the memory layout and the order of independent work differ:
+
+* the rotation runs transposed, ``P = V' n'`` (one float64 BLAS call per
+  chunk of rows), with the rotation's columns permuted once so that ``P`` comes
+  out as ``(8, blocks, rows)``: coordinate ``k`` of every block of every row is
+  one contiguous column. Every product and partial sum is an integer below
+  ``2**53`` (``|n_i| <= 2**15``, ``|V_ij| <= 2**14``, ``d <= 65535``), so the
+  summation order cannot change ``P``;
+* ``n_i = rint(x_i 2**(15 - e))`` multiplies by an exact power of two instead
+  of calling ``ldexp`` per element (same value: the product of a float32 by
+  ``2**(15 - e)`` is 0 or a float64 of magnitude ``2**-195 .. 2**15``, never subnormal);
+  ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason;
+* blocks are sorted by their number of stages (most first), so the blocks
+  that still have a stage at level ``l`` are a prefix; level ``l`` of all of
+  them is one call of the column-wise E8 rule (:func:`.e8_columns.encode_columns`),
+  and the residual update ``res_k - c root_k`` (float64) reads ``c root_k``
+  (an exact product) from a per-level table;
+* the E8 rule runs on the residuals rounded to float32 and says where that
+  provably gives the float64 rule's code (``doubt=True``: unique largest,
+  second largest and smallest magnitude, nonzero smallest, ``|s1 - s2|`` far
+  above the rounding); the few other blocks (about 1 in 10,000 on
+  anisotropic data; exact ties and zeros always) are coded again in float64;
+* rows go in chunks so the float64 working set stays a few MB.
+"""
+
+from __future__ import annotations
+
+from .e8 import ROOTS
+from .e8_columns import encode_columns
+
+CHUNK_VALUES = 1 << 18   # float64 rotated values per chunk (2 MB; 2**16 and 2**19 measured slower)
+
+
+class StagedEncoderNumpy:
+    """Encoder of one format-2 config (numpy); :meth:`encode` maps rows to codes.
+
+    Parameters
+    ----------
+    rotation : (d, K) float64 array
+        The integer rotation ``V``.
+    offset : (K,) float64 array
+        The offset ``o``.
+    stages : sequence of int
+        Stages per kept block.
+    scales : (C,) float64 array
+        Stage scales, block-major.
+    """
+
+    def __init__(self, rotation, offset, stages, scales):
+        import numpy as np
+
+        from .learned_e8_stages import V_BITS, X_BITS
+
+        stages = np.asarray(stages, dtype=np.int64)
+        nk = len(stages)
+        order = np.argsort(-stages, kind="stable")      # blocks by stages, most first
+        first = np.concatenate([[0], np.cumsum(stages)[:-1]])
+        # row k * nk + b of the transposed rotation = coordinate k of sorted block b
+        cols = (8 * order[None, :] + np.arange(8)[:, None]).ravel()
+        self._rot_t = np.ascontiguousarray(rotation[:, cols].T)
+        self._offset = np.ascontiguousarray(offset[cols]).reshape(8, nk, 1)
+        self._nk = nk
+        self._x_shift, self._v_scale = X_BITS, float(2 ** V_BITS)
+        sorted_stages = stages[order]
+        roots = np.asarray(ROOTS, dtype=np.float64)               # (240, 8)
+        self._levels = []           # (blocks at this level, blocks with a next one, tables)
+        out_col = []
+        for level in range(int(stages.max())):
+            nb = int(np.count_nonzero(sorted_stages > level))
+            # residuals are updated only for the blocks with a next stage (a prefix too)
+            nu = int(np.count_nonzero(sorted_stages > level + 1))
+            c = scales[first[order[:nu]] + level]                 # (nu,)
+            # table[k, b * 256 + v] = c_b * root_v[k]: exact products
+            table = np.zeros((8, nu, 256))
+            table[:, :, :len(roots)] = c[None, :, None] * roots.T[:, None, :]
+            self._levels.append((nb, nu, table.reshape(8, -1), (np.arange(nu) * 256)[:, None]))
+            out_col.extend((first[order[:nb]] + level).tolist())
+        # code row r (level-major) -> output column out_col[r]
+        self._row_of_col = np.argsort(np.asarray(out_col))
+        self.n_codes = len(out_col)
+
+    def encode(self, rows):
+        """(N, d) float32 rows (valid) -> (N, C) uint8 codes."""
+        import numpy as np
+
+        n = len(rows)
+        out = np.empty((n, self.n_codes), dtype=np.uint8)
+        step = max(1, CHUNK_VALUES // (8 * self._nk))
+        for s in range(0, n, step):
+            out[s:s + step] = self._encode_chunk(rows[s:s + step])
+        return out
+
+    def _encode_chunk(self, rows):
+        import numpy as np
+
+        x = np.asarray(rows, dtype=np.float32)
+        m = len(x)
+        e = np.frexp(np.abs(x).max(axis=1))[1]
+        scale = np.ldexp(1.0, self._x_shift - e)                  # exact powers of two
+        n = np.multiply(x, scale[:, None], dtype=np.float64)      # exact
+        np.rint(n, out=n)
+        norm = np.sqrt(np.einsum("ij,ij->i", n, n)) * self._v_scale
+        res = self._rot_t @ n.T                                   # (K, m) exact integers
+        res /= norm
+        np.subtract(res.reshape(8, self._nk, m), self._offset, out=res.reshape(8, self._nk, m))
+        res = res.reshape(8, self._nk * m)      # row k: coordinate k, block-major, then rows
+        codes = np.empty((self.n_codes, m), dtype=np.uint8)
+        row = 0
+        for nb, nu, table, base in self._levels:
+            part = res[:, :nb * m]              # the blocks with a stage at this level (a view)
+            # float32 rule where it provably equals the float64 one, float64 rule elsewhere
+            c, unsure = encode_columns(part.astype(np.float32), doubt=True)
+            redo = np.flatnonzero(unsure)
+            if len(redo):
+                c[redo] = encode_columns(np.ascontiguousarray(part[:, redo]))
+            c = c.reshape(nb, m)
+            codes[row:row + nb] = c
+            row += nb
+            if nu:
+                idx = (c[:nu] + base).ravel()  # int64: block b reads table[:, b * 256 + code]
+                for k in range(8):
+                    res[k, :nu * m] -= table[k].take(idx)
+        return codes[self._row_of_col].T

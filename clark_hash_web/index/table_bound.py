@@ -1,0 +1,165 @@
+"""A proven prefilter for codes scored through byte lookup tables (E8), numpy only.
+
+E8 codes are root numbers, not bits, so the bit-plane bound of
+:mod:`.bit_scan` does not apply. Their exact asymmetric score (see
+:mod:`clark_hash_web.codecs.bitpack`) is
+
+    ``F = (((0 + u_0) + u_1) + ...) + u_{P-1}``,  ``u_p = t[2p][lo_p] + t[2p+1][hi_p]``
+
+in float32, with ``t[b]`` the query's float32 byte tables and ``lo_p``/``hi_p``
+the code bytes ``2p``/``2p+1``. :class:`TableBound` scores every row instead
+with small integers and proves which rows can still reach the top ``k``:
+
+1. Floor quantization: with one step ``s`` for all bytes (the widest table
+   range over ``LEVELS``), ``g[b][v] = floor((t[b][v] - lo_b) / s)``, so
+   ``t[b][v] = lo_b + s g[b][v] + e[b][v]`` with ``e[b][v]`` in ``[0, s)``.
+   Per byte the actual smallest and largest ``e`` (over the table) are kept.
+2. Quick score: ``Q = sum_b g[b][code byte b]``, an exact integer, from
+   8-bit pair tables (``g[2p][lo] + g[2p+1][hi] <= 254``, 64 KiB each: they
+   stay in cache) gathered over the 16-bit code columns and accumulated in
+   uint16 (uint32 past 258 pairs).
+3. Bound: the real sum ``S = sum_b t[b][v_b]`` lies in
+   ``[C + s Q + E-, C + s Q + E+]`` (``C = sum lo_b``, ``E-``/``E+`` the sums of
+   the per-byte smallest/largest ``e``), and the float32 ``F`` within
+   ``R = (2 P + 8) 2**-24 M`` of ``S`` (``P`` pair additions and ``P - 1``
+   sequential additions, each rounding by at most ``2**-24`` times a partial
+   sum bounded by ``M = sum_b max_v |t[b][v]|``; plus the subnormal spacing).
+   So with ``Q_k`` the ``k``-th largest ``Q``, ``k`` rows score at least
+   ``C + s Q_k + E- - R``, and a row can reach the top ``k`` (ties included)
+   only if ``Q >= Q_k - slack``, ``slack = ceil((E+ - E- + 2 R) / s)`` (with
+   margin). Every other row scores strictly below ``k`` rows.
+
+Only the survivors get the exact float32 score (:func:`exact_scores`: the
+same float32 operations as the full scan, read from the byte tables, so the
+scores are bit-identical and no 65,536-entry float table is built).
+"""
+
+from __future__ import annotations
+
+LEVELS = 127          # per byte: two bytes sum to <= 254, one uint8 pair-table entry
+CHUNK = 1 << 15       # rows per step of the quick pass (a 256 KiB index buffer)
+U = 2.0**-24
+
+
+class TableBound:
+    """Integer pair tables of a query's byte tables and the slack that makes them a prefilter.
+
+    Parameters
+    ----------
+    tables : (code_bytes, 256) float32
+        The query's byte tables (``codec._tables_numpy(values)``).
+
+    Attributes
+    ----------
+    pairs : (P, 65536) uint8 or None
+        ``g[2p][lo] + g[2p+1][hi]`` at ``lo | hi << 8``; None when the tables
+        cannot prune (not finite, or every entry equal).
+    step, base, low, high : float
+        Every row's exact float32 score lies in
+        ``[base + step * Q + low, base + step * Q + high]`` (``base = C``,
+        ``low = E- - R``, ``high = E+ + R``).
+    slack : int
+        Quick-score margin, ``>= (high - low) / step`` (see the module docstring).
+    """
+
+    def __init__(self, tables):
+        import numpy as np
+
+        t = np.asarray(tables, dtype=np.float64)            # float32 values, exactly
+        cb = len(t)
+        self.n_pairs = (cb + 1) // 2
+        self.pairs = None
+        if not cb or not np.isfinite(t).all():
+            return
+        lo = t.min(axis=1)
+        span = float((t.max(axis=1) - lo).max())
+        if span == 0.0:
+            return
+        s = span / LEVELS * (1 + 2.0**-40)
+        g = np.clip(np.floor((t - lo[:, None]) / s), 0, LEVELS)
+        e = t - lo[:, None] - s * g
+        m = float(np.abs(t).max(axis=1).sum())
+        r = (2 * self.n_pairs + 8) * U * m + 2 * self.n_pairs * 2.0**-149
+        margin = 1e-12 * (m + cb * span)                     # float64 evaluation of e
+        self.step, self.base = s, float(lo.sum())
+        self.low = float(e.min(axis=1).sum()) - r - margin
+        self.high = float(e.max(axis=1).sum()) + r + margin
+        self.slack = int(np.ceil((self.high - self.low) * (1 + 1e-9) / s)) + 1
+        g8 = g.astype(np.uint8)
+        if cb % 2:
+            g8 = np.concatenate([g8, np.zeros((1, 256), dtype=np.uint8)])
+        pairs = np.empty((self.n_pairs, 256, 256), dtype=np.uint8)
+        np.add(g8[0::2, None, :], g8[1::2, :, None], out=pairs)    # [p, hi, lo]
+        self.pairs = pairs.reshape(self.n_pairs, 65536)
+        self.max_sum = 2 * LEVELS * self.n_pairs
+
+    def sums(self, columns):
+        """Quick scores ``Q`` of all rows: uint16 (uint32 past 258 pairs).
+
+        ``columns`` holds P uint16 arrays (N,): code bytes ``2p | 2p+1 << 8``
+        (:meth:`~.code_columns.CodeColumns.pair_columns`). A chunk of rows at a
+        time: the 16-bit column is widened into one reused index buffer, its
+        8-bit table entries gathered and added into the accumulator.
+        """
+        import numpy as np
+
+        n = len(columns[0])
+        acc_type = np.uint16 if self.max_sum <= 0xFFFF else np.uint32
+        out = np.empty(n, dtype=acc_type)
+        ch = min(n, CHUNK)
+        idx = np.empty(ch, dtype=np.intp)
+        val = np.empty(ch, dtype=np.uint8)
+        for s in range(0, n, CHUNK):
+            e = min(n, s + CHUNK)
+            ii, vv, acc = idx[:e - s], val[:e - s], out[s:e]
+            acc[:] = 0
+            for p in range(self.n_pairs):
+                np.copyto(ii, columns[p][s:e], casting="unsafe")
+                np.take(self.pairs[p], ii, out=vv, mode="clip")    # indices < 65536
+                np.add(acc, vv, out=acc)
+        return out
+
+    def survivors(self, columns, k: int):
+        """Ascending row numbers that may reach the top ``k``, or None for "all rows".
+
+        The ``k``-th largest ``Q`` is found without a histogram or a partition
+        of all rows: the ``k``-th largest of the first ``CHUNK`` rows is a lower
+        bound of it, so the rows at or above that (minus the slack) hold every
+        survivor; a partition of those few gives the exact ``Q_k``.
+        """
+        import numpy as np
+
+        n = len(columns[0])
+        if self.pairs is None or k >= n:
+            return None
+        q = self.sums(columns)
+        head = q[:max(k, CHUNK)]
+        low = int(np.partition(head, len(head) - k)[len(head) - k])    # <= Q_k
+        cand = np.flatnonzero(q >= max(0, low - self.slack))
+        qc = q[cand]
+        kth = int(np.partition(qc, len(qc) - k)[len(qc) - k])          # Q_k
+        if kth - self.slack <= 0:
+            return None
+        return cand[qc >= kth - self.slack]
+
+
+def exact_scores(tables, columns, rows):
+    """Exact float32 asymmetric scores of ``rows``: bit-identical to the full scan.
+
+    ``u_p = t[2p][lo] + t[2p+1][hi]`` (just ``t[2p][lo]`` for the last byte of
+    an odd count) and ``(((0 + u_0) + u_1) + ...)`` in float32, as
+    :func:`~clark_hash_web.codecs.bitpack.asymmetric_scores_numpy` does with
+    its pair tables.
+    """
+    import numpy as np
+
+    t = np.asarray(tables, dtype=np.float32)
+    cb = len(t)
+    acc = np.zeros(len(rows), dtype=np.float32)
+    for p in range((cb + 1) // 2):
+        v = columns[p][rows]
+        u = t[2 * p][v & 0xFF]
+        if 2 * p + 1 < cb:
+            u = u + t[2 * p + 1][v >> 8]
+        acc += u
+    return acc
