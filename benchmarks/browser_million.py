@@ -121,6 +121,11 @@ WRITE_JS = """async ({d}) => {
 #: the worker's wasm memory (Python's heap; it grows to its peak and never shrinks), MB
 HEAP_JS = """async () => await rt.call("runPython", {code: "import pyodide_js; pyodide_js._module.HEAP8.length / 2**20"})"""
 
+SEARCH_AFTER_WRITE_JS = """async ({d}) => {
+  const r = await store.search(new Float32Array(d).fill(0.25), 10);
+  return r.ids.length;
+}"""
+
 GC_JS = """async () => {
   if (window.gc) window.gc();
   await rt.call("runPython", {code: "import gc, js; gc.collect(); js.gc()"});
@@ -265,8 +270,15 @@ def measure(base, launch, name, queries, d):
     time.sleep(1.0)
     after_write = renderer_memory()
     heap["after_first_write"] = page.evaluate(HEAP_JS)
+    # one search after the write: the JS scan fetches the codes from Python again (scan_data)
+    page.evaluate(SEARCH_AFTER_WRITE_JS, {"d": d})
+    page.evaluate(GC_JS)
+    time.sleep(1.0)
+    after_search = renderer_memory()
+    heap["after_a_search_after_the_write"] = page.evaluate(HEAP_JS)
     ctx.close()
     return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write, "stats": stats,
+                                               "memory_after_search": after_search,
                                                "wasm_heap_mb": heap}
 
 
@@ -352,7 +364,9 @@ def main_million(args, serve):
             "worker_wasm_heap_mb": wrote["wasm_heap_mb"],
             "first_write_ms": wrote["first_write_ms"],
             "renderer_rss_mb": sum(p["rss_mb"] for p in wrote["memory"].values()),
-            "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before},
+            "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before,
+            "extra_tab_memory_mb_after_one_more_search":
+                sum(p["rss_mb"] for p in wrote["memory_after_search"].values()) - rss_before},
         "sketches_mb": sketch_mb,
         "extra_tab_memory_mb": extra,
         "extra_tab_memory_mb_beyond_sketches": extra - sketch_mb,
