@@ -76,16 +76,23 @@ def test_numpy_and_python_backends_write_same_bytes_and_score_bits(d, group):
     a, b = LearnedE8(cfg, "numpy"), LearnedE8(cfg, "python")
     rows = x[600:]
     rows[0] = rows[0] * np.float32(1e-3)  # small magnitudes: same rounding path
+    assert len(assert_backends_agree(a, b, rows, (0, 7))) == len(rows) * ((d + 7) // 8)
+
+
+def assert_backends_agree(a, b, rows, query_rows):
+    """Codecs ``a`` (numpy) and ``b`` (python) write the same codes, query values and
+    score bits for ``rows``, queried with the rows numbered ``query_rows``; the codes."""
     ea, eb = a.encode(rows), b.encode(rows.tolist())
-    assert ea.codes_bytes() == eb.codes_bytes()
-    assert len(ea.codes_bytes()) == len(rows) * ((d + 7) // 8)
-    for qi in (0, 7):
+    codes, cb = ea.codes_bytes(), a.code_bytes
+    assert codes == eb.codes_bytes()
+    for qi in query_rows:
         qa, qb = a.sketch_query(rows[qi]), b.sketch_query(rows[qi].tolist())
         assert np.asarray(qa.values, np.float32).tobytes() == np.asarray(qb.values, np.float32).tobytes()
-        assert qa.code == qb.code == ea.codes_bytes()[qi * cfg.code_bytes:(qi + 1) * cfg.code_bytes]
+        assert qa.code == qb.code == codes[qi * cb:(qi + 1) * cb]
         sa = np.asarray(a.score(qa, ea), np.float32)
         sb = np.asarray(b.score(qb, eb), np.float32)
         assert sa.tobytes() == sb.tobytes()
+    return codes
 
 
 def test_chunked_numpy_encode_equals_one_row_at_a_time(trained, data):

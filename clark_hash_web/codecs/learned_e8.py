@@ -499,6 +499,36 @@ def _fit_weights(feats, target, n_queries):
     return w / np.mean(w)
 
 
+def training_sample(sample):
+    """A training sample as float64 rows, or a clear error (both learned-E8 trainers).
+
+    Parameters
+    ----------
+    sample : array_like
+        (n, d) rows, n >= 16, d <= 65535, finite, none all zero.
+
+    Returns
+    -------
+    numpy.ndarray
+        The rows as float64.
+    """
+    import numpy as np
+
+    x = np.asarray(sample)
+    if x.ndim != 2 or len(x) < 16:
+        raise InvalidInputError(f"sample must be 2-D with at least 16 rows, got shape {x.shape}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+        raise InvalidInputError(f"sample row {bad} contains NaN or inf")
+    norms = np.linalg.norm(x, axis=1)
+    if (norms == 0).any():
+        raise InvalidInputError(f"sample row {int(np.flatnonzero(norms == 0)[0])} is a zero vector")
+    if x.shape[1] > 65535:
+        raise InvalidInputError(f"input_dim must be <= 65535, got {x.shape[1]}")
+    return x
+
+
 def train_learned_e8(sample, seed: int = 0, group=None, iterations: int = 10,
                      assign: str = "identity", center: bool = False, weights: bool = False,
                      init: str = "identity", max_rows: int = 8_000, queries: int = 500,
@@ -542,19 +572,9 @@ def train_learned_e8(sample, seed: int = 0, group=None, iterations: int = 10,
     """
     import numpy as np
 
-    x = np.asarray(sample)
-    if x.ndim != 2 or len(x) < 16:
-        raise InvalidInputError(f"sample must be 2-D with at least 16 rows, got shape {x.shape}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-        raise InvalidInputError(f"sample row {bad} contains NaN or inf")
-    norms = np.linalg.norm(x, axis=1)
-    if (norms == 0).any():
-        raise InvalidInputError(f"sample row {int(np.flatnonzero(norms == 0)[0])} is a zero vector")
+    x = training_sample(sample)
     n, d = x.shape
-    if d > 65535:
-        raise InvalidInputError(f"input_dim must be <= 65535, got {d}")
+    norms = np.linalg.norm(x, axis=1)
     D = padded_dim(d)
     if group is None:
         group = 16 if D % 16 == 0 else 8

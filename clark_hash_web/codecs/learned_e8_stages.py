@@ -84,7 +84,7 @@ from dataclasses import dataclass
 
 from .binary import check_int
 from .e8 import ROOTS, _encode_block_python
-from .learned_e8 import LearnedE8, LearnedE8Head, _flag, e8_codes_numpy
+from .learned_e8 import LearnedE8, LearnedE8Head, _flag, e8_codes_numpy, training_sample
 from .learned_e8_stages_fast import StagedEncoderNumpy
 from ..errors import ConfigError, InvalidInputError
 from ..little_endian import bytes_array
@@ -444,19 +444,9 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
     """
     import numpy as np
 
-    x = np.asarray(sample)
-    if x.ndim != 2 or len(x) < 16:
-        raise InvalidInputError(f"sample must be 2-D with at least 16 rows, got shape {x.shape}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        bad = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
-        raise InvalidInputError(f"sample row {bad} contains NaN or inf")
-    norms = np.linalg.norm(x, axis=1)
-    if (norms == 0).any():
-        raise InvalidInputError(f"sample row {int(np.flatnonzero(norms == 0)[0])} is a zero vector")
+    x = training_sample(sample)
     n, d = x.shape
-    if d > 65535:
-        raise InvalidInputError(f"input_dim must be <= 65535, got {d}")
+    norms = np.linalg.norm(x, axis=1)
     nb = (d + 7) // 8
     code_bytes = nb if code_bytes is None else _option_int("code_bytes", code_bytes, 1, 65535)
     max_stages = _option_int("max_stages", max_stages, 1, 255)
