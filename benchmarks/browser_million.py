@@ -29,8 +29,9 @@ codec, E8 48 B (``e8:384``), 1,000,000 sketches.
      page and the worker;
    - exactness: every query's ids and score bits against the native exact
      ranking (``make_index(config, backend="numpy")`` over the same codes);
-   - then (outside the targets) one ``store.add()``: its time, and the tab's
-     memory once Python has loaded its own copy of the rows.
+   - then (outside the targets) one ``store.stats()`` (answered from the rows
+     read at open) and one ``store.add()``: its time, and the tab's memory
+     once Python has loaded its own copy of the rows.
 
 Targets (issue 14): top-10 <= 100 ms, open <= 2 s, extra tab memory <= 64 MB
 beyond the sketches' own N * code bytes (48 MB at 1M x 48 B).
@@ -104,11 +105,25 @@ SEARCH_JS = """async ({queries, nq, d, warmup, rounds}) => {
   return {coldMs, coldIds: cold.ids, out, scanBreakdown: scan.scan};
 }"""
 
+STATS_JS = """async () => {
+  const t = performance.now();
+  const st = await store.stats();
+  return {ms: performance.now() - t, count: st.count, recordBytes: st.recordBytes};
+}"""
+
 WRITE_JS = """async ({d}) => {
   const v = new Float32Array(d).fill(0.5);
   const t = performance.now();
   await store.add(v);
   return performance.now() - t;
+}"""
+
+#: the worker's wasm memory (Python's heap; it grows to its peak and never shrinks), MB
+HEAP_JS = """async () => await rt.call("runPython", {code: "import pyodide_js; pyodide_js._module.HEAP8.length / 2**20"})"""
+
+SEARCH_AFTER_WRITE_JS = """async ({d}) => {
+  const r = await store.search(new Float32Array(d).fill(0.25), 10);
+  return r.ids.length;
 }"""
 
 GC_JS = """async () => {
@@ -240,19 +255,31 @@ def measure(base, launch, name, queries, d):
     page.evaluate(GC_JS)
     time.sleep(1.0)
     before = renderer_memory()
+    heap = {"before_open": page.evaluate(HEAP_JS)}
     opened = page.evaluate(OPEN_JS, {"name": name})
     res = page.evaluate(SEARCH_JS, {"queries": b64(np.ascontiguousarray(queries, "<f4").tobytes()),
                                     "nq": len(queries), "d": d, "warmup": WARMUP, "rounds": ROUNDS})
     page.evaluate(GC_JS)
     time.sleep(1.0)
     after = renderer_memory()
+    stats = page.evaluate(STATS_JS)   # answered from the rows read at open (no Python copy)
+    heap["after_searches_and_stats"] = page.evaluate(HEAP_JS)
     # one added vector: Python loads its own copy of the rows (not part of the targets)
     write_ms = page.evaluate(WRITE_JS, {"d": d})
     page.evaluate(GC_JS)
     time.sleep(1.0)
     after_write = renderer_memory()
+    heap["after_first_write"] = page.evaluate(HEAP_JS)
+    # one search after the write: the JS scan fetches the codes from Python again (scan_data)
+    page.evaluate(SEARCH_AFTER_WRITE_JS, {"d": d})
+    page.evaluate(GC_JS)
+    time.sleep(1.0)
+    after_search = renderer_memory()
+    heap["after_a_search_after_the_write"] = page.evaluate(HEAP_JS)
     ctx.close()
-    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write}
+    return boot, opened, res, before, after, {"first_write_ms": write_ms, "memory": after_write, "stats": stats,
+                                               "memory_after_search": after_search,
+                                               "wasm_heap_mb": heap}
 
 
 def main_million(args, serve):
@@ -331,10 +358,15 @@ def main_million(args, serve):
                    "per_process_before": before, "per_process_after": after},
         "after_first_write": {
             "what": "one store.add() after the searches: Python loads its own copy of the rows "
-                    "(index, ids, id -> block map); not part of the targets",
+                    "(index: codes, and ids as one int64 array per store when they only increased); "
+                    "not part of the targets",
+            "stats_before_write": wrote["stats"],
+            "worker_wasm_heap_mb": wrote["wasm_heap_mb"],
             "first_write_ms": wrote["first_write_ms"],
             "renderer_rss_mb": sum(p["rss_mb"] for p in wrote["memory"].values()),
-            "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before},
+            "extra_tab_memory_mb": sum(p["rss_mb"] for p in wrote["memory"].values()) - rss_before,
+            "extra_tab_memory_mb_after_one_more_search":
+                sum(p["rss_mb"] for p in wrote["memory_after_search"].values()) - rss_before},
         "sketches_mb": sketch_mb,
         "extra_tab_memory_mb": extra,
         "extra_tab_memory_mb_beyond_sketches": extra - sketch_mb,

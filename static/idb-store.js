@@ -31,7 +31,7 @@
  * into one buffer per column (codes, norms, int8 rows) plus a small list of
  * blocks {key, start row, n, ids record}; range records stay ranges. Binary
  * and E8 stores are then searched from these buffers alone (worker.js); Python
- * gets its copy (and builds its id -> block map) at the first write.
+ * gets its copy (codes and ids in its index, one record at a time) at the first write.
  * allIds / idsOfRows name rows from these blocks.
  *
  * Writes: every batch (add, import, delete) is ONE readwrite transaction over

@@ -22,8 +22,9 @@
  * blocks whose id records name the rows found. Searches need nothing else
  * (binary and E8: the exact JS scan; Clark Hash: the JS prefilter, then
  * Python ranks the candidates from their codes, BrowserStore.rank_codes), so
- * Python (its index, ids and id -> block map) gets a copy of the rows only at
- * the store's first write, codes, export or stats call (loadPython), or
+ * Python (its index: codes and ids) gets a copy of the rows only at
+ * the store's first write, codes or export call (loadPython; stats() is
+ * answered from the rows read at open, rowStats), or
  * at open for a Clark Hash store of at most prefilterMinRows rows (Python
  * searches those alone). Opening and searching 1M sketches keeps one copy of
  * the codes (benchmarks/browser_million.py).
@@ -433,29 +434,67 @@ function checkRows(s, rows) {
 }
 
 /**
- * Hand the rows read at open to Python (once), as block records of views
- * into the packed columns (Python copies them; BrowserStore.load checks them).
+ * Hand the rows read at open to Python (once), one block record at a time
+ * (views into the packed columns, which toPy copies; BrowserStore.load_record
+ * checks them), so Python never holds more than its index and one block.
  * Done at a store's first operation that needs Python's copy (writes, codes,
- * export, stats; searches of small Clark Hash stores); until then
+ * export; searches of small Clark Hash stores); until then
  * searches never need it.
  */
 function loadPython(s) {
   if (!s.rows) return;
   const { rows } = s;
   const cb = rows.codeBytes, vb = 4 + s.dim;
-  const pyRecords = py.toPy(rows.blocks.map((b) => ({
-    key: b.key,
-    block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
-             norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
-             vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
-    ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
-  })));
   try {
-    s.py.load(pyRecords, s.meta.nextAuto || 0);
-  } finally {
-    pyRecords.destroy();
+    for (const b of rows.blocks) {   // one record at a time: toPy copies its bytes into Python
+      const rec = py.toPy({
+        key: b.key,
+        block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
+                 norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
+                 vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
+        ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
+      });
+      try {
+        s.py.load_record(rec);
+      } finally {
+        rec.destroy();
+      }
+    }
+    s.py.load(undefined, s.meta.nextAuto || 0);
+  } catch (e) {
+    s.py.reset();
+    throw e;
   }
   s.rows = null;   // Python's index is the truth from now on (the scan data stays until a write)
+}
+
+/**
+ * stats() from the rows read at open, without loading Python's copy
+ * (BrowserStore.stats_of_blocks): each block's rows, norm code bytes and ids
+ * record bytes, and the int8 rows whose scale is 0 (imported notes).
+ */
+function rowStats(s) {
+  const { rows } = s;
+  const utf8 = new TextEncoder();
+  const sizes = rows.blocks.map((b) => {
+    const ids = b.ids.kind === "range" ? 16 : b.ids.kind === "int" ? b.ids.data.byteLength
+      : b.ids.data.reduce((a, x) => a + utf8.encode(String(x)).length + 2, 0);
+    return [b.n, rows.norms ? 2 * b.n : 0, ids];
+  });
+  let without = 0;
+  const v = rows.vectors, vb = 4 + s.dim;
+  if (s.vectors && v) {
+    for (let r = 0; r < rows.count; r++) {
+      const o = r * vb;
+      if (!(v[o] | v[o + 1] | v[o + 2] | v[o + 3])) without++;
+    }
+  }
+  const pySizes = py.toPy(sizes);
+  try {
+    return s.py.stats_of_blocks(pySizes, without, s.vectors && v ? v.length : 0);
+  } finally {
+    pySizes.destroy();
+  }
 }
 
 /** The stored row count (Python's index once loaded, else the rows read at open). */
@@ -712,7 +751,8 @@ const OPS = {
     return idb.exactBuffer(toJs(loaded(handle).py.export()).slice());
   },
   async stats({ handle }) {
-    return toJs(loaded(handle).py.stats());
+    const s = storeOf(handle);
+    return toJs(s.rows ? rowStats(s) : s.py.stats());
   },
   async close({ handle }) {
     const s = stores.get(handle);

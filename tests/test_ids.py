@@ -83,3 +83,29 @@ def test_errors_name_the_bad_id_and_store_nothing():
     assert "a" in s and s.ids_at([1, 0]) == ["a", "b"]
     with pytest.raises(InvalidInputError):
         s.prepare(np.array([1]), 1)
+
+
+def test_pure_python_increasing_int_ids_are_one_array_until_the_order_breaks():
+    """Automatic ids and ranges stay one array('q') (8 bytes per id, no Python int per id);
+    the first id out of order turns the store into the list + dict form, same answers."""
+    from array import array
+
+    m = IdMap(numpy=False)
+    assert add(m, None, 3000) == list(range(3000))
+    assert add(m, range(5000, 6000), 1000) == list(range(5000, 6000))
+    assert isinstance(m._store.arr, array) and m._store.arr.typecode == "q" and len(m) == 4000
+    assert 2999 in m and 3000 not in m and 5999 in m and "x" not in m and 2.5 not in m
+    with pytest.raises(DuplicateIdError, match="5500"):
+        m.prepare(range(5500, 6500), 1000)
+    with pytest.raises(DuplicateIdError, match="12"):
+        m.prepare([7000, 12], 2)
+    assert m.rows_of([5000, 0, 2999]) == [3000, 0, 2999]
+    with pytest.raises(KeyError, match="4000"):
+        m.rows_of([1, 4000])
+    keep = m.rows_to_keep([0, 5999])
+    m.keep(keep)
+    assert isinstance(m._store.arr, array) and m.ids[:2] == [1, 2] and m.ids[-1] == 5998
+    add(m, [7000, -4], 2)                                # out of order: list + dict from now on
+    assert not hasattr(m._store, "arr")
+    assert m.ids[-2:] == [7000, -4] and -4 in m and m.rows_of([-4]) == [len(m) - 1]
+    assert add(m, None, 1) == [7001]                   # after the largest int id ever stored

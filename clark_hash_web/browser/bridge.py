@@ -45,6 +45,7 @@ import struct
 import sys
 import time
 from array import array
+from bisect import bisect_left, bisect_right
 
 from ..backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
 from ..codecs import registry
@@ -185,20 +186,37 @@ def _ids_from_record(rec: dict) -> list:
     raise InvalidInputError(f"unknown ids record kind {kind!r}")
 
 
+def _ids_record_bytes(rec: dict) -> int:
+    """Payload bytes of an ids record, as :meth:`BrowserStore.stats` counts them."""
+    if rec["kind"] == "str":
+        return sum(len(str(x).encode()) + 2 for x in rec["data"])
+    if rec["kind"] == "int":
+        return len(as_bytes(rec["data"]))
+    return 16
+
+
 class _Block:
-    """One block's rows in memory: ids, codes, norm codes and int8 rows (bytes or None)."""
+    """What the store remembers of one block record: its row count, the sizes its
+    records take and (two-stage stores) its int8 rows.
 
-    __slots__ = ("ids", "codes", "norms", "vectors")
+    The codes, norm codes and ids are not kept here: the block's rows are a
+    contiguous run of the index's rows (blocks in key order hold the rows in
+    insertion order), so a write rebuilds a record from the index.
+    """
 
-    def __init__(self, ids, codes, norms, vectors=None):
-        self.ids, self.codes = list(ids), bytes(codes)
-        self.norms = bytes(norms) if norms is not None else None
+    __slots__ = ("n", "norm_bytes", "id_bytes", "vectors")
+
+    def __init__(self, n, norm_bytes, id_bytes, vectors=None):
+        self.n, self.norm_bytes, self.id_bytes = n, norm_bytes, id_bytes
         self.vectors = bytes(vectors) if vectors is not None else None
 
-    def record(self, key):
-        return {"key": key, "block": {"n": len(self.ids), "codes": self.codes, "norms": self.norms,
-                                      "vectors": self.vectors},
-                "ids": _ids_record(self.ids)}
+
+def _put(key, ids, codes, norms, vectors) -> tuple:
+    """``(key, record, _Block)`` of a block record to write."""
+    rec = _ids_record(ids)
+    record = {"key": key, "block": {"n": len(ids), "codes": codes, "norms": norms, "vectors": vectors},
+              "ids": rec}
+    return key, record, _Block(len(ids), len(norms) if norms else 0, _ids_record_bytes(rec), vectors)
 
 
 def _rows_of(data, width, rows) -> bytes:
@@ -233,7 +251,7 @@ class BrowserStore:
         self._int8 = Int8Rows(self.config.input_dim, self.config.metric, self.codec.backend) \
             if vectors else None
         self.blocks = {}          # key -> _Block, keys ascending = insertion order
-        self.block_of = {}        # id -> block key
+        self._starts = None       # (keys, first rows) of the blocks, ascending; rebuilt after writes
         self.next_auto = 0
         self._pending = {}
         self._token = 0
@@ -276,46 +294,88 @@ class BrowserStore:
         rows are never handed out again, across reloads too).
 
         Returns the milliseconds spent. Records are checked like any stored
-        bytes (lengths, padding bits, code values); a bad record raises and
-        opens nothing.
+        bytes (lengths, padding bits, code values, duplicate ids); a bad
+        record raises and leaves the store empty. Each block goes to the index
+        as it is read (range ids as a range), so no second copy of the codes
+        and no Python object per id is made on the way.
         """
         t0 = time.perf_counter()
+        try:
+            for rec in sorted(records or (), key=lambda r: int(r["key"])):
+                self.load_record(rec)
+        except Exception:
+            self.reset()
+            raise
         self.next_auto = max(self.next_auto, int(next_auto or 0))
+        return (time.perf_counter() - t0) * 1000.0
+
+    def reset(self) -> None:
+        """Forget every row (a load that failed part way leaves the store empty)."""
+        self.index = make_index(self.codec)
+        self.blocks, self._starts, self._row_map = {}, None, None
+
+    def load_record(self, rec) -> None:
+        """Add one block record read at open (keys ascending; see :meth:`load`).
+
+        The worker hands the records over one at a time, so only one block's
+        bytes cross into Python at once; after a failure it calls
+        :meth:`reset`.
+        """
         cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
-        codes, norms, ids = [], [], []
-        for rec in sorted(records, key=lambda r: int(r["key"])):
-            key, blk = int(rec["key"]), rec["block"]
-            bids = _ids_from_record(rec["ids"])
-            n = int(blk["n"])
-            bcodes = as_bytes(blk["codes"])
-            bnorms = as_bytes(blk["norms"]) if blk.get("norms") is not None else None
-            bvecs = as_bytes(blk["vectors"]) if blk.get("vectors") is not None else None
-            if len(bids) != n or len(bcodes) != n * cb:
-                raise ConfigMismatchError(
-                    f"IndexedDB block {key}: {n} rows, {len(bids)} ids and {len(bcodes)} code bytes "
-                    f"do not fit code_bytes={cb}")
-            if vb and (bvecs is None or len(bvecs) != n * vb):
-                raise ConfigMismatchError(
-                    f"IndexedDB block {key}: {n} rows need {n * vb} bytes of int8 rescoring rows, "
-                    f"found {0 if bvecs is None else len(bvecs)}")
-            self.blocks[key] = _Block(bids, bcodes, bnorms, bvecs if vb else None)
-            self.block_of.update(dict.fromkeys(bids, key))
-            codes.append(bcodes)
-            if bnorms is not None:
-                norms.append(bnorms)
-            ids.extend(bids)
-        if ids:
-            nc = b"".join(norms) if self.config.metric == "dot" and self.flat else None
-            enc = EncodedBatch.from_bytes(self.config, b"".join(codes), nc)
-            self.index.add_encoded(enc, ids)
-            self._bump_auto(ids)
-        return (time.perf_counter() - t0) * 1000.0
+        key, blk, idrec = int(rec["key"]), rec["block"], rec["ids"]
+        n = int(blk["n"])
+        if idrec["kind"] == "range":
+            start = int(idrec["start"])
+            bids = range(start, start + int(idrec["n"]))
+        else:
+            bids = _ids_from_record(idrec)
+        bcodes = as_bytes(blk["codes"])
+        bnorms = as_bytes(blk["norms"]) if blk.get("norms") is not None else None
+        bvecs = as_bytes(blk["vectors"]) if blk.get("vectors") is not None else None
+        if len(bids) != n or len(bcodes) != n * cb:
+            raise ConfigMismatchError(
+                f"IndexedDB block {key}: {n} rows, {len(bids)} ids and {len(bcodes)} code bytes "
+                f"do not fit code_bytes={cb}")
+        if vb and (bvecs is None or len(bvecs) != n * vb):
+            raise ConfigMismatchError(
+                f"IndexedDB block {key}: {n} rows need {n * vb} bytes of int8 rescoring rows, "
+                f"found {0 if bvecs is None else len(bvecs)}")
+        if n:
+            nc = bnorms if self.config.metric == "dot" and self.flat else None
+            self.index.add_encoded(EncodedBatch.from_bytes(self.config, bcodes, nc), bids)
+            self._bump_auto(bids)
+        self.blocks[key] = _Block(n, len(bnorms) if bnorms else 0, _ids_record_bytes(idrec),
+                                  bvecs if vb else None)
+        self._starts = None
 
     def _bump_auto(self, ids):
         """Automatic ids continue after the largest int id (``ids``: checked, one kind)."""
-        if ids and not isinstance(ids[0], str):
-            self.next_auto = max(self.next_auto, max(ids) + 1)
+        if len(ids) and not isinstance(ids[0], str):
+            self.next_auto = max(self.next_auto, (ids[-1] if isinstance(ids, range) else max(ids)) + 1)
+
+    def _first_rows(self) -> tuple:
+        """``(keys, starts)``: the block keys ascending and the index row each block starts at."""
+        if self._starts is None:
+            keys = sorted(self.blocks)
+            starts, row = [], 0
+            for k in keys:
+                starts.append(row)
+                row += self.blocks[k].n
+            self._starts = (keys, starts)
+        return self._starts
+
+    def _block_rows(self, key) -> range:
+        """The index rows of block ``key``."""
+        keys, starts = self._first_rows()
+        start = starts[bisect_left(keys, key)]
+        return range(start, start + self.blocks[key].n)
+
+    def _block_data(self, rows) -> tuple:
+        """``(ids, codes, norm codes or None)`` of index rows (ascending) for a block record."""
+        enc = self.index.encoded(rows)
+        norms = enc.norm_codes_bytes() if self.flat and self.config.metric == "dot" else None
+        return self.index.ids_at(rows), enc.codes_bytes(), norms
 
     # -- ids ------------------------------------------------------------------
     def _check_ids(self, ids, n) -> list:
@@ -337,7 +397,7 @@ class BrowserStore:
     def _plan(self, kind, puts, deletes, apply, next_auto) -> dict:
         self._token += 1
         self._pending[self._token] = apply
-        return {"token": self._token, "kind": kind, "puts": [b.record(k) for k, b in puts],
+        return {"token": self._token, "kind": kind, "puts": [rec for _, rec, _ in puts],
                 "deletes": list(deletes), "nextAuto": next_auto}
 
     def plan_add(self, vectors, n: int, ids=None) -> dict:
@@ -371,28 +431,27 @@ class BrowserStore:
             return None if data is None or not width else data[a * width:b * width]
 
         key = max(self.blocks) if self.blocks else -1
-        if key >= 0 and len(self.blocks[key].ids) < BLOCK_ROWS and n:
+        if key >= 0 and self.blocks[key].n < BLOCK_ROWS and n:
             b = self.blocks[key]
-            take = min(BLOCK_ROWS - len(b.ids), n)
-            puts.append((key, _Block(b.ids + ids[:take], b.codes + codes[:take * cb],
-                                     None if norms is None else b.norms + norms[:2 * take],
-                                     None if not vb else b.vectors + vecs[:take * vb])))
+            take = min(BLOCK_ROWS - b.n, n)
+            old_ids, old_codes, old_norms = self._block_data(self._block_rows(key))
+            puts.append(_put(key, old_ids + ids[:take], old_codes + codes[:take * cb],
+                             None if norms is None else (old_norms or b"") + norms[:2 * take],
+                             None if not vb else b.vectors + vecs[:take * vb]))
             pos = take
         while pos < n:
             key += 1
             take = min(BLOCK_ROWS, n - pos)
-            puts.append((key, _Block(ids[pos:pos + take], codes[pos * cb:(pos + take) * cb],
-                                     part(norms, 2, pos, pos + take),
-                                     part(vecs, vb, pos, pos + take))))
+            puts.append(_put(key, ids[pos:pos + take], codes[pos * cb:(pos + take) * cb],
+                             part(norms, 2, pos, pos + take), part(vecs, vb, pos, pos + take)))
             pos += take
 
         def apply():
             if n:
                 self.index.add_encoded(enc, ids)
-            for k, b in puts:
+            for k, _, b in puts:
                 self.blocks[k] = b
-                for i in b.ids:
-                    self.block_of[i] = k
+            self._starts = None
             self._bump_auto(ids)
             self._row_map = None
             return ids
@@ -403,31 +462,37 @@ class BrowserStore:
     def plan_delete(self, ids) -> dict:
         """Plan removing ``ids``; unknown ids raise KeyError (nothing planned)."""
         ids = [int(i) if isinstance(i, float) and i.is_integer() else i for i in ids]
-        missing = [i for i in ids if i not in self.block_of]
-        if missing:
-            raise KeyError(f"id(s) not in the store: {missing[:5]}")
+        try:
+            rows = sorted(set(self.index.rows_of_ids(ids)))
+        except KeyError as e:
+            raise KeyError(str(e.args[0]).replace("in the index", "in the store")) from None
         drop = set(ids)
-        cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
+        keys, starts = self._first_rows()
         puts, deletes = [], []
-        for key in sorted({self.block_of[i] for i in drop}):
+        lo = 0
+        while lo < len(rows):   # the dropped rows of one block at a time
+            b_at = bisect_right(starts, rows[lo]) - 1
+            key, start = keys[b_at], starts[b_at]
             b = self.blocks[key]
-            keep = [r for r, i in enumerate(b.ids) if i not in drop]
+            hi = bisect_left(rows, start + b.n, lo)
+            gone = set(rows[lo:hi])
+            lo = hi
+            keep = [r for r in range(start, start + b.n) if r not in gone]
             if not keep:
                 deletes.append(key)
                 continue
-            puts.append((key, _Block([b.ids[r] for r in keep], _rows_of(b.codes, cb, keep),
-                                     None if b.norms is None else _rows_of(b.norms, 2, keep),
-                                     None if not vb else _rows_of(b.vectors, vb, keep))))
+            kept_ids, kept_codes, kept_norms = self._block_data(keep)
+            puts.append(_put(key, kept_ids, kept_codes, kept_norms,
+                             None if not vb else _rows_of(b.vectors, vb, [r - start for r in keep])))
 
         def apply():
             removed = self.index.remove(list(drop))
             for k in deletes:
                 del self.blocks[k]
-            for k, b in puts:
+            for k, _, b in puts:
                 self.blocks[k] = b
-            for i in drop:
-                del self.block_of[i]
+            self._starts = None
             self._row_map = None
             return removed
 
@@ -696,30 +761,46 @@ class BrowserStore:
         ``sketchRecordBytes`` counts codes, norm codes, ids and the meta
         record; ``vectorRecordBytes`` the int8 rescoring rows (0 without).
         """
-        payload = len(self.config.to_bytes()) + 64  # meta record: config bytes + small fields
-        vec_payload = 0
-        for b in self.blocks.values():
-            payload += len(b.codes) + (len(b.norms) if b.norms else 0) + 8
-            vec_payload += len(b.vectors) if b.vectors else 0
-            rec = _ids_record(b.ids)
-            if rec["kind"] == "str":
-                payload += sum(len(s.encode()) + 2 for s in rec["data"])
-            elif rec["kind"] == "int":
-                payload += len(rec["data"])
-            else:
-                payload += 16
-        n = len(self.index)
         vb = self._int8.row_bytes if self._int8 is not None else 0
         without = 0
         if vb:
             for b in self.blocks.values():
-                without += sum(1 for r in range(len(b.ids)) if b.vectors[r * vb:r * vb + 4] == b"\0\0\0\0")
-        return {"notesWithoutVectors": without,"count": n, "backend": self.codec.backend, "codec": registry.describe(self.config),
-                "codeBytes": self.config.code_bytes,
+                without += sum(1 for r in range(b.n) if b.vectors[r * vb:r * vb + 4] == b"\0\0\0\0")
+        sizes = [(b.n, b.norm_bytes, b.id_bytes) for b in self.blocks.values()]
+        vec_payload = sum(len(b.vectors) for b in self.blocks.values() if b.vectors)
+        return self.stats_of_blocks(sizes, without, vec_payload)
+
+    def stats_of_blocks(self, sizes, without: int, vector_bytes: int) -> dict:
+        """:meth:`stats` of block records described by the caller.
+
+        The worker answers ``stats()`` this way while Python has not loaded the
+        rows (static/worker.js, ``rowStats``), from the rows read at open.
+
+        Parameters
+        ----------
+        sizes : list of (rows, norm code bytes, ids record bytes)
+            One per block record (ids record bytes as :func:`_ids_record_bytes`).
+        without : int
+            Rows whose int8 rescoring row has scale 0 (``notesWithoutVectors``).
+        vector_bytes : int
+            Bytes of int8 rescoring rows in all records.
+        """
+        cb = self.config.code_bytes
+        payload = len(self.config.to_bytes()) + 64  # meta record: config bytes + small fields
+        n = 0
+        for rows, norm_bytes, id_bytes in sizes:
+            rows = int(rows)
+            n += rows
+            payload += rows * cb + int(norm_bytes) + 8 + int(id_bytes)
+        vec_payload = int(vector_bytes)
+        vb = self._int8.row_bytes if self._int8 is not None else 0
+        return {"notesWithoutVectors": int(without), "count": n, "backend": self.codec.backend,
+                "codec": registry.describe(self.config),
+                "codeBytes": cb,
                 "storageBytesPerVector": self.config.storage_bytes_per_vector,
                 "vectorBytesPerNote": vb, "vectors": self.vectors,
                 "bytesPerNote": self.config.storage_bytes_per_vector + vb,
-                "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(self.blocks),
+                "denseBytesPerVector": 4 * self.config.input_dim, "blocks": len(sizes),
                 "sketchRecordBytes": payload, "vectorRecordBytes": vec_payload,
                 "recordBytes": payload + vec_payload,
                 "recordBytesPerSketch": (payload / n) if n else None,

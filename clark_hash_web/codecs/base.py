@@ -97,12 +97,13 @@ class EncodedBatch:
                     f"codes hold {len(raw)} bytes, not a multiple of this config's "
                     f"code_bytes={cb} (fingerprint {config.fingerprint})")
             count = len(raw) // cb
+            data = codes if type(codes) is bytes else bytes(raw)   # bytes are immutable: no copy
             if numpy_available():
                 import numpy as np
 
-                codes = np.frombuffer(bytes(raw), dtype=np.uint8).reshape(count, cb)
+                codes = np.frombuffer(data, dtype=np.uint8).reshape(count, cb)
             else:
-                codes = bytes(raw)
+                codes = data
         else:
             if codes.ndim != 2 or codes.shape[1] != cb:
                 raise ConfigMismatchError(

@@ -53,6 +53,10 @@ class Index:
         """The ids of row numbers (insertion order positions), without copying every id."""
         return self._ids.ids_at(rows)
 
+    def rows_of_ids(self, ids) -> list:
+        """The row numbers of stored ids, in that order (KeyError naming unknown ids)."""
+        return self._ids.rows_of(ids)
+
     def add(self, vectors, ids=None, errors: str = "raise") -> list:
         """Encode and store vectors; returns the ids of the stored rows.
 

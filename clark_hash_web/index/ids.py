@@ -13,11 +13,19 @@ on the array while the ids were appended in increasing order (always true for
 automatic ids), else through a sort permutation kept up to date on append
 (int32: 4 more bytes per id). The array grows by half its size when full, so
 ids cost at most 12 + 4 = 16 bytes each. Int ids must fit in int64 (as in
-sketch files). Str ids, and every id of the pure-Python backend, are a list
-plus a dict from id to row.
+sketch files).
+
+The pure-Python backend keeps int ids that only ever increased (automatic
+ids, ranges: what a browser store of 1M rows holds) in one ``array('q')``
+searched with :mod:`bisect`, 8 bytes per id and no Python object per id; the
+first append that breaks the order (or an id outside int64) turns them into a
+list plus a dict from id to row, the form str ids always have.
 """
 
 from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
 
 from ..errors import DuplicateIdError, InvalidInputError
 
@@ -63,6 +71,72 @@ class _ObjectIds:
 
     def keep(self, rows) -> "_ObjectIds":
         return _ObjectIds(self.ids[r] for r in rows)
+
+
+def _increasing_int64(ids, after=None) -> bool:
+    """True when ``ids`` (a range or a list) are int64 ints in strictly increasing order,
+    all above ``after`` (None: no bound)."""
+    if isinstance(ids, range):
+        return ids.step > 0 and (not len(ids) or (
+            INT64_MIN <= ids[0] and ids[-1] <= INT64_MAX and (after is None or ids[0] > after)))
+    prev = after
+    for i in ids:
+        if type(i) is not int or not INT64_MIN <= i <= INT64_MAX or (prev is not None and i <= prev):
+            return False
+        prev = i
+    return True
+
+
+class _IncreasingIntIds:
+    """Strictly increasing int64 ids in one ``array('q')`` (pure Python; bisect lookups)."""
+
+    def __init__(self, ids=()):
+        self.arr = array("q", ids)
+
+    def __len__(self):
+        return len(self.arr)
+
+    def kind(self):
+        return int if self.arr else None
+
+    def last(self):
+        return self.arr[-1] if self.arr else None
+
+    def _row(self, id_):
+        """Row of ``id_`` or -1."""
+        if type(id_) is not int or not INT64_MIN <= id_ <= INT64_MAX:
+            return -1
+        r = bisect_left(self.arr, id_)
+        return r if r < len(self.arr) and self.arr[r] == id_ else -1
+
+    def contains(self, id_) -> bool:
+        return self._row(id_) >= 0
+
+    def get(self, row: int):
+        return self.arr[row]
+
+    def at(self, rows) -> list:
+        if isinstance(rows, range) and rows.step == 1 and 0 <= rows.start <= rows.stop <= len(self.arr):
+            return self.arr[rows.start:rows.stop].tolist()
+        return [self.arr[r] for r in rows]
+
+    def all(self) -> list:
+        return self.arr.tolist()
+
+    def missing_or_rows(self, ids):
+        found = [(i, self._row(i)) for i in ids]
+        return [i for i, r in found if r < 0], [r for _, r in found if r >= 0]
+
+    def any_present(self, ids) -> bool:
+        return any(self._row(i) >= 0 for i in ids)
+
+    def append(self, ids) -> None:
+        self.arr.extend(ids)
+
+    def keep(self, rows) -> "_IncreasingIntIds":
+        out = _IncreasingIntIds()
+        out.arr = array("q", (self.arr[r] for r in rows))
+        return out
 
 
 class _IntIds:
@@ -220,6 +294,8 @@ class IdMap:
             values = self._int_array(ids)
             if values is not None:
                 return self._check_int_array(values, count)
+        elif isinstance(ids, range) and len(ids) == count and self._appends_in_order(ids):
+            return ids   # increasing, above every stored id: nothing to check one by one
         ids = list(ids)
         if len(ids) != count:
             raise InvalidInputError(f"{len(ids)} ids for {count} vectors")
@@ -230,8 +306,15 @@ class IdMap:
             self._explain_bad_ids(ids)
         return ids
 
+    def _appends_in_order(self, ids) -> bool:
+        """True when int ``ids`` can extend a pure-Python increasing store (see the module docstring)."""
+        store = self._store
+        if isinstance(store, _IncreasingIntIds):
+            return _increasing_int64(ids, store.last())
+        return not len(store) and _increasing_int64(ids)
+
     def _none_present(self, ids) -> bool:
-        if not len(self._store) or isinstance(self._store, _ObjectIds):
+        if not len(self._store) or not isinstance(self._store, _IntIds):
             return not self._store.any_present(ids)
         import numpy as np
 
@@ -309,9 +392,21 @@ class IdMap:
             self._store.append(values)
             self._next_auto = max(self._next_auto, int(values.max()) + 1)
             return values.tolist()
+        if not len(ids):
+            return []
+        if not isinstance(ids, range):
+            ids = list(ids)
+        if self._appends_in_order(ids):
+            if not isinstance(self._store, _IncreasingIntIds):
+                self._store = _IncreasingIntIds()
+            self._store.append(ids)
+            self._next_auto = max(self._next_auto, ids[-1] + 1)
+            return list(ids)
+        if isinstance(self._store, _IncreasingIntIds):   # the order breaks: list + dict from now on
+            self._store = _ObjectIds(self._store.all())
         ids = list(ids)
         self._store.append(ids)
-        if ids and not isinstance(ids[0], str):   # checked: all ints or all strs
+        if not isinstance(ids[0], str):   # checked: all ints or all strs
             self._next_auto = max(self._next_auto, max(ids) + 1)
         return ids
 
@@ -332,6 +427,14 @@ class IdMap:
             return np.flatnonzero(mask)
         drop = set(rows)
         return [r for r in range(len(self._store)) if r not in drop]
+
+    def rows_of(self, ids) -> list:
+        """The rows of ``ids``, in that order (KeyError naming unknown ids)."""
+        ids = list(ids)
+        missing, rows = self._store.missing_or_rows(ids)
+        if missing:
+            raise KeyError(f"id(s) not in the index: {missing[:5]}")
+        return [int(r) for r in rows]
 
     def keep(self, rows) -> None:
         """Keep only these rows (ascending), renumbered 0..len(rows)-1."""

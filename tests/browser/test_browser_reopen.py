@@ -39,7 +39,7 @@ KINDS = [("e8:64", "int"), ("e8:64", "str"), ("sign-bits:64", "int"), ("sign-bit
          ("clark-hash:64:metric=dot", "str")]
 
 REOPEN_JS = """
-async ({name, codec, rows, batches, ids, queries, nq, k, drop}) => {
+async ({name, codec, rows, batches, ids, queries, nq, k, drop, pyRowsCode}) => {
   await CH.ClarkHashStore.destroy(name, rt);
   await rt.call("setPrefilterMinRows", {rows: 100});
   let s = await CH.ClarkHashStore.open({name, codec, runtime: rt});
@@ -63,6 +63,16 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop}) => {
     return out;
   };
   const reopen = async () => { await s.close(); s = await CH.ClarkHashStore.open({name, runtime: rt}); };
+  // stats() answered from the rows read at open (Python not loaded), then by Python's copy
+  const pyRows = () => rt.call("runPython", {code: pyRowsCode});
+  const statsTwice = async () => {
+    const fromRows = await s.stats();
+    const loadedAfterStats = await pyRows();
+    await rt.call("codes", {handle: s.handle});   // Python loads its copy
+    return {fromRows, loadedAfterStats, fromPython: await s.stats(), loadedAfterCodes: await pyRows()};
+  };
+  await reopen();
+  const stats = await statsTwice();
   await reopen();
   const count = await s.count();
   const firstIds = await s.ids();       // from the id records, before Python loads
@@ -72,11 +82,19 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop}) => {
   await reopen();
   const reopened = await searchAll();
   const reopenedIds = await s.ids();
+  const statsAfterDelete = await statsTwice();
   await s.close();
   await CH.ClarkHashStore.destroy(name, rt);
   await rt.call("setPrefilterMinRows", {rows: 2000});
-  return {count, firstIds, first, afterDelete, reopened, reopenedIds};
+  return {count, firstIds, first, afterDelete, reopened, reopenedIds, stats, statsAfterDelete};
 }
+"""
+
+#: rows Python holds in the open stores (0 until a store loads its copy)
+PY_ROWS = """
+import gc
+from clark_hash_web.browser.bridge import BrowserStore
+sum(len(o.index) for o in gc.get_objects() if isinstance(o, BrowserStore))
 """
 
 
@@ -133,7 +151,8 @@ def test_reopened_store_finds_what_the_desktop_finds(runtime_page, spec, id_kind
     k = 12
     got = page.evaluate(REOPEN_JS, {
         "name": f"reopen-{spec}-{id_kind}", "codec": spec, "rows": f32_rows(rows), "batches": batches,
-        "ids": ids, "queries": f32_rows(queries), "nq": len(queries), "k": k, "drop": drop})
+        "ids": ids, "queries": f32_rows(queries), "nq": len(queries), "k": k, "drop": drop,
+        "pyRowsCode": PY_ROWS})
     assert got["count"] == N and got["firstIds"] == ids
     want, _ = desktop(config, rows, ids, queries, k)
     want_after, ids_after = desktop(config, rows, ids, queries, k, drop)
@@ -141,6 +160,11 @@ def test_reopened_store_finds_what_the_desktop_finds(runtime_page, spec, id_kind
     same(got["afterDelete"], want_after, f"{spec} {backend} after delete")
     same(got["reopened"], want_after, f"{spec} {backend} reopened after delete")
     assert got["reopenedIds"] == ids_after
+    for key, count in (("stats", N), ("statsAfterDelete", N - len(drop))):
+        st = got[key]
+        assert st["loadedAfterStats"] == 0 and st["loadedAfterCodes"] == count, key
+        assert st["fromRows"] == st["fromPython"], key
+        assert st["fromRows"]["count"] == count and st["fromRows"]["blocks"] == 3
     # searched without Python's copy of the rows after each open, with it after the write
     assert {g["by"] for g in got["first"]} == {"js"}
     assert {g["by"] for g in got["afterDelete"]} == {"python"}
