@@ -17,23 +17,14 @@ from clark_hash_web import ClarkHash, ClarkHashConfig, DuplicateIdError
 from clark_hash_web.browser import bridge as bb
 from clark_hash_web.codecs import registry
 from clark_hash_web.formats import sketch_file
+from test_bridge_unit import FakeDB as UnitFakeDB
 
 CH = ClarkHashConfig(input_dim=16, sketch_dim=24, bits=3, metric="dot")
 E8 = registry.config_from_spec("e8:16")
 
 
-class FakeDB:
-    """Block key -> record, as idb-store.js applies a plan."""
-
-    def __init__(self):
-        self.records, self.next_auto = {}, 0
-
-    def apply(self, plan):
-        self.next_auto = plan["nextAuto"]
-        for k in plan["deletes"]:
-            del self.records[k]
-        for p in plan["puts"]:
-            self.records[p["key"]] = p
+class FakeDB(UnitFakeDB):
+    """Block key -> record, as idb-store.js applies a plan; with the rows it holds."""
 
     def rows(self):
         """(ids, codes, norms) of every record in key order, ids decoded from their records."""
