@@ -8,8 +8,9 @@ the format-2 learned head defines its stages (:mod:`.learned_e8_stages`).
 "First index of the largest / smallest" is the lowest set bit of a byte of
 equality flags. With ``doubt=True`` on float32 columns rounded from float64
 ones it also says where the float32 decision provably equals the float64
-one. (The stateless E8 codec has its own buffered float32 encoder,
-:mod:`.e8_fast`.)
+one. It is the learned heads' E8 step (format 2's stages and, through
+:func:`.learned_e8.e8_codes_numpy`, format 1 and training); the stateless E8
+codec has its own buffered float32 encoder, :mod:`.e8_fast`.
 """
 
 from __future__ import annotations

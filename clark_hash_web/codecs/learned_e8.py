@@ -96,7 +96,8 @@ from array import array
 from dataclasses import dataclass, field
 
 from .binary import BinaryConfigMixin, check_int
-from .e8 import _PAIR_INDEX, E8Codes, _encode_block_python, check_codes
+from .e8 import E8Codes, _encode_block_python, check_codes
+from .e8_columns import encode_columns
 from .registry import CodecKind, register
 from ..errors import ConfigError, InvalidInputError
 from ..little_endian import bytes_array
@@ -381,58 +382,18 @@ class LearnedE8(E8Codes):
 # ---------------------------------------------------------------------------
 # training (numpy, float64)
 # ---------------------------------------------------------------------------
-_PAIR_CODE = None
-_PARITY = None
-
-
 def e8_codes_numpy(y):
     """E8 codes of (N, D) rows (D a multiple of 8): (N, D / 8) uint8.
 
     The decision rule of :mod:`clark_hash_web.codecs.e8` computed column-wise
-    (equal bytes for float32 input; float64 input is used in training).
+    by :func:`.e8_columns.encode_columns` (equal bytes for float32 input;
+    float64 input is used in training and by the format-2 stages).
     """
     import numpy as np
 
-    global _PAIR_CODE, _PARITY
-    if _PAIR_CODE is None:
-        pc = np.zeros(64, np.uint8)
-        for (i, j), p in _PAIR_INDEX.items():
-            pc[i * 8 + j] = 128 + 4 * p
-        _PAIR_CODE = pc
-        _PARITY = np.array([bin(v).count("1") & 1 for v in range(256)], np.uint8)
     n, D = y.shape
-    blocks = y.reshape(-1, 8)
-    a = np.abs(blocks).T.copy()  # (8, M): one row per coordinate, elementwise below
-    M = a.shape[1]
-    sb = np.packbits(blocks < 0, axis=1, bitorder="little")[:, 0]  # sign bits
-    m1 = a.max(axis=0)
-    mn = a.min(axis=0)
-    i = np.full(M, 7, np.uint8)  # first index of the largest |y_k|
-    m = np.full(M, 7, np.uint8)  # first index of the smallest
-    for k in range(6, -1, -1):
-        np.copyto(i, np.uint8(k), where=a[k] == m1)
-        np.copyto(m, np.uint8(k), where=a[k] == mn)
-    b = a.copy()
-    for k in range(8):
-        np.copyto(b[k], a.dtype.type(-1), where=i == k)
-    m2 = b.max(axis=0)
-    j = np.full(M, 7, np.uint8)  # first index of the largest among the others
-    for k in range(6, -1, -1):
-        np.copyto(j, np.uint8(k), where=b[k] == m2)
-    s1 = m1 + m2
-    odd = _PARITY[sb]
-    oddb = odd.astype(bool)
-    for k in range(8):
-        np.negative(a[k], out=a[k], where=oddb & (m == k))
-    t = a[0] + a[1]  # sequential sum, k = 0..7
-    for k in range(2, 8):
-        t += a[k]
-    s2 = t * t.dtype.type(0.5)
-    half = (sb ^ (odd << m)) & np.uint8(127)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    integer = (_PAIR_CODE[lo * np.uint8(8) + hi] + np.uint8(2) * ((sb >> lo) & np.uint8(1))
-               + ((sb >> hi) & np.uint8(1)))
-    return np.where(s1 > s2, integer, half).reshape(n, D // 8)
+    columns = np.ascontiguousarray(y.reshape(-1, 8).T)  # (8, M): one row per coordinate
+    return encode_columns(columns).reshape(n, D // 8)
 
 
 def nearest_roots(y):
