@@ -114,6 +114,7 @@ def test_e8_ranking_equals_brute_force_with_ties_and_near_ties(monkeypatch, d, c
     """d=40: an odd number of code bytes; small chunks: several quick-pass steps."""
     if chunk:
         monkeypatch.setattr(table_bound, "CHUNK", chunk)
+        monkeypatch.setattr(table_bound, "HEAD_ROWS", chunk)
     codec = E8Codes(E8Config(d), "numpy")
     enc, q, (a, b) = tied_e8_codes(codec, 6000, seed=d)
     index = BinaryIndex(codec)

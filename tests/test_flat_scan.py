@@ -117,6 +117,7 @@ def test_flat_search_equals_brute_force_with_ties_and_near_ties(cfg, monkeypatch
     """The quick pass prunes, keeps every row of the exact top k (ties by insertion order),
     and a cut between an inverted pair is right."""
     monkeypatch.setattr(table_bound, "CHUNK", 1000)                 # several quick-pass steps
+    monkeypatch.setattr(table_bound, "HEAD_ROWS", 1000)             # a first cut below Q_k
     codec = ClarkHash(cfg, "numpy")
     enc, q, (a, b, gap) = tied_codes(codec, 6000, seed=cfg.bits)
     assert gap >= 1
