@@ -204,3 +204,19 @@ def test_tables_that_cannot_prune_use_the_float32_bound():
     assert fast_scan.quick_bound(zero.values, cfg).pairs is None
     check_ranking(index, codec, enc, zero, (1, 5, 299, 300, 301))
     check_ranking(index, codec, enc, q, (1, 5, 299, 300, 301))
+
+
+@pytest.mark.parametrize("scale", [2.0**-120, 2.0**-140, 2.0**100])
+def test_tiny_and_huge_queries(scale):
+    """Sketch values near the subnormal range (products and sums round absolutely, not
+    relatively) or large: still exactly the brute-force ranking; a query whose
+    accumulators could overflow float32 gets no integer bound."""
+    cfg = CONFIGS[0]
+    codec = ClarkHash(cfg, "numpy")
+    enc, q, _ = tied_codes(codec, 3000, seed=11)
+    index = FlatIndex(codec)
+    index.add_encoded(enc, ids=list(range(7, 3007)))
+    scaled = QuerySketch(cfg, (q.values * np.float32(scale)).astype(np.float32), q.norm)
+    check_ranking(index, codec, enc, scaled, (1, 10, 50))
+    huge = QuerySketch(cfg, np.full(cfg.sketch_dim, 2.0**120, dtype=np.float32), 1.0)
+    assert fast_scan.quick_bound(huge.values, cfg).pairs is None

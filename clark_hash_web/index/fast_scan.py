@@ -111,20 +111,24 @@ def pair_tables(query_values, config) -> tuple:
 def quick_bound(query_values, config):
     """Integer prefilter of a cosine query: a :class:`~.table_bound.TableBound`.
 
-    Its tables are the real byte weights (:func:`byte_weights`) and its
-    error ``accumulator_error_bound + 2**-22 S + m 2**-149`` (``S = c sum |q|``
-    bounds every ``|acc|``): the first term covers ``|exact acc - real acc|``;
-    the rest makes the bound's "strictly below" hold for the rounded score
-    ``acc / m`` too (two accumulators more than ``2**-23 S + m 2**-149``
-    apart stay strictly ordered after each is divided by ``m`` and rounded),
-    so a pruned row cannot even tie the ``k``-th score.
+    Its tables are the real byte weights (:func:`byte_weights`), so its
+    bound holds the accumulator less :func:`const_term`, and its error is
+    ``accumulator_error_bound + 2**-22 S + 2 m 2**-149`` (``S`` of
+    :func:`score_mass` bounds every ``|acc|``): the first term covers
+    ``|exact acc - real acc|`` for normal numbers, ``m 2**-149`` the
+    subnormal products and sums, and the rest makes "strictly below" hold
+    for the rounded score ``acc / m`` too (two accumulators more than
+    ``2**-23 S + m 2**-149`` apart stay strictly ordered after each is divided
+    by ``m`` and rounded), so a pruned row cannot even tie the ``k``-th score.
     ``survivors(columns, k)`` of it holds every row of the exact top ``k``.
+    Queries whose accumulators could overflow float32 get no bound
+    (``pairs`` is None).
     """
     from .table_bound import TableBound
 
     s = score_mass(query_values, config)
     error = accumulator_error_bound(query_values, config) + s * 2.0**-22 \
-        + config.sketch_dim * 2.0**-149
+        + 2 * config.sketch_dim * 2.0**-149 if s < 2.0**120 else float("inf")
     return TableBound(byte_weights(query_values, config)[:config.code_bytes], error=error)
 
 
