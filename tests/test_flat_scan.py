@@ -220,3 +220,35 @@ def test_tiny_and_huge_queries(scale):
     check_ranking(index, codec, enc, scaled, (1, 10, 50))
     huge = QuerySketch(cfg, np.full(cfg.sketch_dim, 2.0**120, dtype=np.float32), 1.0)
     assert fast_scan.quick_bound(huge.values, cfg).pairs is None
+
+
+def test_wide_codes_accumulate_in_uint32():
+    """Past 258 byte pairs the quick scores may exceed uint16: they are uint32. A query of
+    equal magnitudes gives every byte the full 127 levels, so the best codes (each byte
+    at its largest weight, and near-ties of them) score above 65,535; the bound still
+    holds for every row and the ranking is brute force's."""
+    cfg = ClarkHashConfig(64, sketch_dim=1120, bits=4)                # 560 bytes, 280 pairs
+    codec = ClarkHash(cfg, "numpy")
+    rng = np.random.default_rng(12)
+    q = QuerySketch(cfg, rng.choice([-1.0, 1.0], cfg.sketch_dim).astype(np.float32), 1.0)
+    best = fast_scan.byte_weights(q.values, cfg)[:cfg.code_bytes].argmax(axis=1).astype(np.uint8)
+    codes = rng.integers(0, 256, (3000, cfg.code_bytes), dtype=np.uint8)
+    near = single_byte_changes(cfg, best)
+    where = rng.choice(3000, 60, replace=False)
+    codes[where[:3]] = best
+    codes[where[3:]] = near[rng.choice(len(near), 57, replace=False)]
+    enc = EncodedBatch(cfg, codes)
+    bound = fast_scan.quick_bound(q.values, cfg)
+    cols = CodeColumns(cfg.code_bytes, 2)
+    cols.append(codes)
+    assert bound.sums(cols.pair_columns()).dtype == np.uint32
+    quick = quick_scores(bound, codes)
+    assert quick.max() > 0xFFFF
+    exact = np.asarray(codec.score(q, enc), dtype=np.float64) * cfg.sketch_dim
+    off = exact - fast_scan.const_term(q.values, cfg) - bound.base - bound.step * quick
+    assert np.all(off >= bound.low) and np.all(off <= bound.high)
+    index = FlatIndex(codec)
+    index.add_encoded(enc, ids=list(range(7, 3007)))
+    check_ranking(index, codec, enc, q, (1, 10, 40))
+    kept = bound.survivors(cols.pair_columns(), 10)
+    assert kept is not None and len(kept) < 300
