@@ -24,7 +24,7 @@ def total_order_ranking(scores):
     return rows[np.lexsort((rows, -key))]
 
 
-def quick_order_inversion(tables, top, step):
+def quick_order_inversion(tables, top, step, sizes=None):
     """Two changes of the code ``top``: ``a`` gives up less exact score than ``b`` but
     more quick-score levels (floor quantization with ``step``), so ranking by the quick
     score would put ``b`` first; returns ``[a, b]`` and the level gap.
@@ -32,15 +32,17 @@ def quick_order_inversion(tables, top, step):
     Floor quantization is monotone inside a block, so the inversion pairs blocks: in
     block ``x`` ``a`` takes a root that costs less score but more levels than the root
     ``b`` takes in block ``y``. The gap adds up over the pairs, so only a slack near
-    its full size keeps ``a``.
+    its full size keeps ``a``. ``sizes[b]``: the valid values of byte ``b`` (E8: the
+    ``N_ROOTS`` root numbers).
     """
     lo = tables.astype(np.float64).min(axis=1, keepdims=True)
-    t = tables[:, :N_ROOTS].astype(np.float64)
+    t = tables.astype(np.float64)
     g = np.floor((t - lo) / step)
+    sizes = [N_ROOTS] * len(t) if sizes is None else sizes
     cands = []                                   # per block: the 12 cheapest changes
     for blk in range(len(t)):
-        loss = t[blk, top[blk]] - t[blk]
-        levels = g[blk, top[blk]] - g[blk]
+        loss = t[blk, top[blk]] - t[blk, :sizes[blk]]
+        levels = g[blk, top[blk]] - g[blk, :sizes[blk]]
         roots = np.flatnonzero(loss > 0)
         roots = roots[np.argsort(loss[roots], kind="stable")[:12]]
         cands.append((loss[roots], levels[roots], roots))
@@ -112,6 +114,7 @@ def test_e8_ranking_equals_brute_force_with_ties_and_near_ties(monkeypatch, d, c
     """d=40: an odd number of code bytes; small chunks: several quick-pass steps."""
     if chunk:
         monkeypatch.setattr(table_bound, "CHUNK", chunk)
+        monkeypatch.setattr(table_bound, "HEAD_ROWS", chunk)
     codec = E8Codes(E8Config(d), "numpy")
     enc, q, (a, b) = tied_e8_codes(codec, 6000, seed=d)
     index = BinaryIndex(codec)

@@ -29,9 +29,14 @@ U = 2.0**-24
 CHUNK = 1 << 15
 
 
+def score_mass(query_values, config) -> float:
+    """``S = c * sum |q_k|``: bounds every real accumulator's magnitude."""
+    return sum(abs(float(v)) for v in query_values) * float(config.clip)
+
+
 def accumulator_error_bound(query_values, config) -> float:
     """Bound on |exact accumulator - approximate accumulator| (see module docstring)."""
-    s = sum(abs(float(v)) for v in query_values) * float(config.clip)
+    s = score_mass(query_values, config)
     pairs = (config.code_bytes + 1) // 2
     return s * U * (2 * config.sketch_dim + 4 * pairs + 32)
 
@@ -73,23 +78,58 @@ def byte_tables(query_values, config) -> tuple:
     return tables, const_term(query_values, config)
 
 
-def pair_tables(query_values, config) -> tuple:
-    """16-bit lookup tables (P, 65536) float32 and the constant term."""
+def byte_weights(query_values, config):
+    """Real per-byte weights (2P, 256) float64: entry ``[j, v]`` sums the weights of
+    the set bits of value ``v`` in code byte ``j`` (zero rows pad an odd count).
+
+    A row's real accumulator is ``const_term + sum_j weights[j, code[j]]``.
+    """
     import numpy as np
 
     q = np.asarray(query_values, dtype=np.float64)
     b, m, cb = config.bits, config.sketch_dim, config.code_bytes
     pairs = (cb + 1) // 2
     step = level_step(config)
-    nbits = pairs * 16
-    weights = np.zeros(nbits, dtype=np.float64)
+    weights = np.zeros(pairs * 16, dtype=np.float64)
     bitpos = np.arange(m * b)
     weights[: m * b] = q[bitpos // b] * step * (2.0 ** (bitpos % b))
     bitvals = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.float64)
-    byte_tables = (weights.reshape(pairs * 2, 8) @ bitvals.T).astype(np.float32)  # (2P, 256)
+    return weights.reshape(pairs * 2, 8) @ bitvals.T
+
+
+def pair_tables(query_values, config) -> tuple:
+    """16-bit lookup tables (P, 65536) float32 and the constant term."""
+    import numpy as np
+
+    byte_tables = byte_weights(query_values, config).astype(np.float32)   # (2P, 256)
+    pairs = len(byte_tables) // 2
     tables = np.empty((pairs, 256, 256), dtype=np.float32)
     np.add(byte_tables[0::2, None, :], byte_tables[1::2, :, None], out=tables)
     return tables.reshape(pairs, 65536), np.float32(const_term(query_values, config))
+
+
+def quick_bound(query_values, config):
+    """Integer prefilter of a cosine query: a :class:`~.table_bound.TableBound`.
+
+    Its tables are the real byte weights (:func:`byte_weights`), so its
+    bound holds the accumulator less :func:`const_term`, and its error is
+    ``accumulator_error_bound + 2**-22 S + 2 m 2**-149`` (``S`` of
+    :func:`score_mass` bounds every ``|acc|``): the first term covers
+    ``|exact acc - real acc|`` for normal numbers, ``m 2**-149`` the
+    subnormal products and sums, and the rest makes "strictly below" hold
+    for the rounded score ``acc / m`` too (two accumulators more than
+    ``2**-23 S + m 2**-149`` apart stay strictly ordered after each is divided
+    by ``m`` and rounded), so a pruned row cannot even tie the ``k``-th score.
+    ``survivors(columns, k)`` of it holds every row of the exact top ``k``.
+    Queries whose accumulators could overflow float32 get no bound
+    (``pairs`` is None).
+    """
+    from .table_bound import TableBound
+
+    s = score_mass(query_values, config)
+    error = accumulator_error_bound(query_values, config) + s * 2.0**-22 \
+        + 2 * config.sketch_dim * 2.0**-149 if s < 2.0**120 else float("inf")
+    return TableBound(byte_weights(query_values, config)[:config.code_bytes], error=error)
 
 
 def approximate_accumulators(planes, count, tables, const):

@@ -8,8 +8,9 @@ insertion order. Returned scores are bit-identical to ``ClarkHash.score``.
 With the numpy backend the codes live column-wise as 16-bit "planes"
 (``planes[p, i]`` = bytes 2p and 2p+1 of row i, in a
 :class:`~clark_hash_web.index.code_columns.CodeColumns` grown geometrically), so a query scans them with
-lookup tables (:mod:`clark_hash_web.index.fast_scan`) and only the provable
-candidates get the exact sequential score.
+lookup tables (:mod:`clark_hash_web.index.fast_scan`: 8-bit integer pair tables
+with a proven bound for cosine, float32 pair tables for dot) and only the
+provable candidates get the exact sequential score.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ..errors import InvalidInputError
 from .base import Index
 from .code_columns import CodeColumns
 from .ids import IdMap
+
+REFINE_ABOVE = 4096    # cosine: integer survivors past this also pass the float32 bound
 
 
 def _total_order_key(bits: int) -> int:
@@ -177,22 +180,49 @@ class FlatIndex(Index):
         return [self._ids[r] for r in order], array("f", [scores[r] for r in order])
 
     def _search_numpy(self, query, k):
+        """Exact top ``k`` through proven prefilters (numpy backend).
+
+        Cosine: the integer quick pass of :func:`fast_scan.quick_bound`
+        (8-bit pair tables, 64 KiB each) keeps every row that can reach the
+        top ``k``; when more than ``REFINE_ABOVE`` rows survive (codes that
+        nearly tie everywhere), the float32 pair-table bound narrows them.
+        Dot (every row has its own scale): the float32 pair-table bound over
+        all rows. Only the remaining candidates get the exact score.
+        """
         import numpy as np
 
         from . import fast_scan
         from ..codecs.norm_channel import decode_norms_numpy
 
-        cfg, n = self.config, self._count
+        cfg = self.config
         if k == 0:
             return [], np.zeros(0, dtype=np.float32)
-        dn = None
+        rows, dn = None, None
         if cfg.metric == "dot":
             dn = decode_norms_numpy(self._norm_store.columns()[0].astype(np.uint16),
                                     cfg.norm_log2_min, cfg.norm_log2_max)
+        else:
+            rows = fast_scan.quick_bound(query.values, cfg).survivors(
+                self._store.pair_columns(), k)
+            if rows is not None and len(rows) <= REFINE_ABOVE:
+                return self._rank_numpy(query, rows, k)
+        planes = self._store.columns() if rows is None else self._store.columns()[:, rows]
         tables, const = fast_scan.pair_tables(query.values, cfg)
-        approx = fast_scan.approximate_accumulators(self._store.columns(), n, tables, const)
+        approx = fast_scan.approximate_accumulators(planes, planes.shape[1], tables, const)
         cand = fast_scan.candidate_rows(approx, query.values, query.norm, cfg, k, dn)
-        return self.rank_rows(query, cand, k)
+        return self._rank_numpy(query, cand if rows is None else rows[cand], k)
+
+    def _rank_numpy(self, query, cand, k):
+        """Exact top ``k`` among ``cand`` (ascending, distinct row numbers, intp)."""
+        import numpy as np
+
+        enc = self.encoded(cand)
+        scores = self.codec._impl.score(query.values, query.norm, np.asarray(enc.codes),
+                                        enc.norm_codes)
+        bits = scores.view(np.uint32).astype(np.int64)
+        key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
+        order = np.lexsort((cand, -key))[:k]
+        return self._ids.ids_at(cand[order]), scores[order]
 
     def rank_rows(self, query: QuerySketch, rows, k: int):
         """Exact top ``k`` among the given row numbers: ``(ids, scores)``.
@@ -210,14 +240,7 @@ class FlatIndex(Index):
         if self.codec.backend == "numpy":
             import numpy as np
 
-            cand = np.asarray(rows, dtype=np.intp)
-            enc = self.encoded(cand)
-            scores = self.codec._impl.score(query.values, query.norm, np.asarray(enc.codes),
-                                            enc.norm_codes)
-            bits = scores.view(np.uint32).astype(np.int64)
-            key = np.where(bits < 0x80000000, bits, -(bits & 0x7FFFFFFF) - 1)
-            order = np.lexsort((cand, -key))[:k]
-            return self._ids.ids_at(cand[order]), scores[order]
+            return self._rank_numpy(query, np.asarray(rows, dtype=np.intp), k)
         scores = self.codec._impl.score(query.values, query.norm, self._codes, self._count,
                                         self._norms if self.config.metric == "dot" else None,
                                         rows=rows)
