@@ -120,14 +120,17 @@ def test_float_query_exact_ties_keep_insertion_order_across_the_cut():
 def test_plane_bound_holds_for_every_row():
     """The integer sums bound every exact float32 score (checked row by row), including
     the two rows where every quantization error has the same sign (the bound's extremes:
-    the query's code with every over- resp. under-estimated coordinate flipped)."""
+    the query's code with every over- resp. under-estimated coordinate flipped), and the
+    slack covers the full gap between those two extremes (not half of it)."""
     codec = make_codec("lsh", 32, 96, "numpy")
     enc, q = tied_codes(codec, 3000, seed=1)
     a = np.abs(np.asarray(q.values, dtype=np.float64))
     qbits = np.unpackbits(np.frombuffer(q.code, dtype=np.uint8), bitorder="little")[:96]
     for bits in (2, 3, 4, 8):
-        s = a.max() / ((1 << bits) - 1)
-        e = a - s * np.clip(np.floor(a / s + 0.5), 0, (1 << bits) - 1)
+        pb = bit_scan.PlaneBound(q.values, q.code, 2, 6, bits)
+        s = pb.scale
+        assert np.all(pb.levels == np.clip(np.floor(a / s + 0.5), 0, (1 << bits) - 1))
+        e = a - s * pb.levels
         extremes = [np.packbits(qbits ^ (e < 0), bitorder="little"),
                     np.packbits(qbits ^ (e > 0), bitorder="little")]
         codes = np.concatenate([np.asarray(enc.codes), np.array(extremes)])
@@ -135,14 +138,58 @@ def test_plane_bound_holds_for_every_row():
         cols = CodeColumns(codec.config.code_bytes)
         cols.append(codes)
         exact = np.asarray(codec.score(q, batch), dtype=np.float64)
-        pb = bit_scan.PlaneBound(q.values, q.code, cols.words, 6, bits)
         sums = pb.sums(cols.columns()).astype(np.float64)
         approx = a.sum() - 2 * s * sums
-        half_width = pb.slack * s                 # slack covers (E+ - E- + 2R) / (2s)
-        err = np.abs(exact - approx)
-        assert np.all(err <= 2 * half_width)
-        assert err[-2:].max() >= 0.8 * 2 * half_width   # the extremes reach the bound
+        tol = 1e-5 * a.sum()
+        assert np.all(exact >= approx - 2 * pb.e_plus - tol)
+        assert np.all(exact <= approx - 2 * pb.e_minus + tol)
+        lo, hi = exact[-2] - approx[-2], exact[-1] - approx[-1]
+        assert lo == pytest.approx(-2 * pb.e_minus, abs=tol)
+        assert hi == pytest.approx(-2 * pb.e_plus, abs=tol)
+        # the under-estimated extreme beats the over-estimated one by this much of I:
+        assert pb.slack * s >= (lo - hi) / 2 > 0.6 * (pb.slack - 1) * s
         assert np.all(sums >= 0)
+
+
+def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(monkeypatch):
+    """A row whose code flips the under-estimated coordinates (sum of errors E-) beats k rows
+    flipping the over-estimated ones (E+) while its I exceeds theirs by more than
+    (E+ - E-) / (2 s): a half-width slack would drop it from the top k."""
+    from clark_hash_web.codecs.binary import BinaryQuery
+    from clark_hash_web.index import binary
+
+    monkeypatch.setattr(bit_scan.PlaneBound, "SCALES", 1)     # the scale max|q| / 7
+    codec = make_codec("sign", 64, 64, "numpy")
+    s0 = 1.0 / 7
+    v = np.zeros(64, dtype=np.float32)
+    v[0] = 7 * s0                      # max |q| on a level: scale s0 for 3 planes
+    over, under, exact = np.arange(1, 41), np.arange(41, 45), np.arange(45, 53)
+    v[over] = 0.45 * s0                # level 0, error +0.45 s0
+    v[under] = 1.55 * s0               # level 2, error -0.45 s0
+    v[exact] = s0                      # level 1, error 0
+    code = np.packbits(v > 0, bitorder="little").tobytes()
+    q = BinaryQuery(codec.config, v, code)
+    z = np.unpackbits(np.frombuffer(code, dtype=np.uint8), bitorder="little")
+
+    def flipped(dims):
+        b = z.copy()
+        b[dims] ^= 1
+        return np.packbits(b, bitorder="little")
+
+    codes = np.stack([flipped(over)] * 10 + [flipped(np.concatenate([under, exact]))])
+    enc = EncodedBatch(codec.config, codes)
+    pb = bit_scan.PlaneBound(q.values, q.code, 1, 4, 3)
+    assert pb.scale == pytest.approx(s0) and pb.e_minus < 0 < pb.e_plus
+    width = (pb.e_plus - pb.e_minus) / pb.scale
+    assert width / 2 + 2 < 16 < width        # I of the last row minus I of the others
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    assert scores[10] > scores[0]
+    monkeypatch.setattr(binary, "PLANE_STAGES", (3,))
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    ids, got = index.search(q, 10)
+    assert ids == [10] + list(range(9))
+    assert got.tobytes() == scores[[10] + list(range(9))].tobytes()
 
 
 def test_prefiltered_float_search_and_empty_index():
