@@ -151,10 +151,14 @@ def test_plane_bound_holds_for_every_row():
         assert np.all(sums >= 0)
 
 
-def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(monkeypatch):
+@pytest.mark.parametrize("n_under,n_exact", [(4, 8), (8, 5)])
+def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(
+        monkeypatch, n_under, n_exact):
     """A row whose code flips the under-estimated coordinates (sum of errors E-) beats k rows
     flipping the over-estimated ones (E+) while its I exceeds theirs by more than
-    (E+ - E-) / (2 s): a half-width slack would drop it from the top k."""
+    (E+ - E-) / (2 s): a half-width slack would drop it from the top k. Its score sits at
+    its upper bound ``A - 2 s I - 2 E-``, just above the k-th score (the probe cut must
+    use the whole ``-2 E-``; with (8, 5) half of it would drop the row)."""
     from clark_hash_web.codecs.binary import BinaryQuery
     from clark_hash_web.index import binary
 
@@ -163,7 +167,9 @@ def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(mo
     s0 = 1.0 / 7
     v = np.zeros(64, dtype=np.float32)
     v[0] = 7 * s0                      # max |q| on a level: scale s0 for 3 planes
-    over, under, exact = np.arange(1, 41), np.arange(41, 45), np.arange(45, 53)
+    over = np.arange(1, 41)
+    under = np.arange(41, 41 + n_under)
+    exact = np.arange(41 + n_under, 41 + n_under + n_exact)
     v[over] = 0.45 * s0                # level 0, error +0.45 s0
     v[under] = 1.55 * s0               # level 2, error -0.45 s0
     v[exact] = s0                      # level 1, error 0
@@ -181,7 +187,7 @@ def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(mo
     pb = bit_scan.PlaneBound(q.values, q.code, 1, 4, 3)
     assert pb.scale == pytest.approx(s0) and pb.e_minus < 0 < pb.e_plus
     width = (pb.e_plus - pb.e_minus) / pb.scale
-    assert width / 2 + 2 < 16 < width        # I of the last row minus I of the others
+    assert width / 2 + 2 < 2 * n_under + n_exact < width    # I of the last row minus the others
     scores = np.asarray(codec.score(q, enc), dtype=np.float32)
     assert scores[10] > scores[0]
     monkeypatch.setattr(binary, "PLANE_STAGES", (3,))
@@ -295,3 +301,87 @@ def test_every_prefilter_stage_keeps_the_exact_ranking(monkeypatch, stages):
         ids, got = index.search(q, k)
         assert ids == ref[:k].tolist() and got.tobytes() == scores[ref[:k]].tobytes()
 
+
+
+# -- the scan kernels against numpy brute force (several word counts, chunk and head sizes) ------
+def _bits(codes):
+    return np.unpackbits(np.asarray(codes, dtype=np.uint8), axis=1, bitorder="little")
+
+
+@pytest.mark.parametrize("code_bytes", [1, 8, 13, 16, 24, 33, 48, 56])
+def test_hamming_distances_and_plane_sums_equal_brute_force(monkeypatch, code_bytes):
+    """Word counts summed three words at a time in uint8 (W = 1 .. 7 words), chunked."""
+    monkeypatch.setattr(bit_scan, "CHUNK", 700)
+    rng = np.random.default_rng(code_bytes)
+    codes = rng.integers(0, 256, size=(2500, code_bytes), dtype=np.uint8)
+    codes[:300] = 255                          # every bit set: the largest counts
+    cols = CodeColumns(code_bytes)
+    cols.append(codes)
+    q = rng.integers(0, 256, size=code_bytes, dtype=np.uint8)
+    x = _bits(codes) ^ _bits(q[None])
+    qw = bit_scan.query_words(q.tobytes(), cols.words)
+    got = bit_scan.hamming_distances(cols.columns(), qw, 8 * code_bytes)
+    assert got.tolist() == x.sum(axis=1).tolist()
+    rows = rng.choice(2500, 900, replace=False)
+    assert bit_scan.hamming_distances(cols.columns(), qw, 8 * code_bytes, rows).tolist() == \
+        x[rows].sum(axis=1).tolist()
+    signs = np.where(_bits(q[None])[0] == 1, 1.0, -1.0)    # the query code: signs of the values
+    values = (np.abs(rng.standard_normal(8 * code_bytes)) * signs).astype(np.float32)
+    for bits in (1, 3, 8):
+        pb = bit_scan.PlaneBound(values, q.tobytes(), cols.words, (code_bytes + 1) // 2, bits)
+        want = (x * pb.levels[None, :]).sum(axis=1)
+        assert pb.sums(cols.columns()).tolist() == want.tolist()
+        assert pb.sums(cols.columns(), rows).tolist() == want[rows].tolist()
+
+
+@pytest.mark.parametrize("head", [1, 7, 64, 5000])
+def test_smallest_and_at_most_kth_equal_a_sort_with_ties(monkeypatch, head):
+    """The first-block bound (``HEAD`` rows) over values with many ties, cuts through ties."""
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    rng = np.random.default_rng(head)
+    for n, top in ((3000, 5), (3000, 400), (50, 3), (1, 0)):
+        v = rng.integers(0, top + 1, size=n).astype(np.uint16)
+        v[n // 2:] = np.maximum(v[n // 2:], top // 2)     # the far half is worse: head bound is loose
+        ref = np.lexsort((np.arange(n), v))
+        for k in (1, 2, 9, 10, 57, n - 1, n, n + 3):
+            if k < 1:
+                continue
+            assert bit_scan.smallest(v, k).tolist() == ref[:k].tolist()
+            if k <= n:
+                kth = int(v[ref[k - 1]])
+                for slack in (0, 1, 3):
+                    cand, vals, got_kth = bit_scan.at_most_kth(v, k, slack)
+                    assert got_kth == kth
+                    assert cand.tolist() == np.flatnonzero(v <= kth + slack).tolist()
+                    assert vals.tolist() == v[cand].tolist()
+
+
+@pytest.mark.parametrize("chunk,head,probes", [(600, 64, 10), (256, 1, 1), (4096, 10_000, 500)])
+@pytest.mark.parametrize("name,d,m", [("sign", 64, 64), ("lsh", 32, 100), ("itq", 40, 40)])
+def test_chunked_probe_cut_keeps_the_exact_ranking(monkeypatch, chunk, head, probes, name, d, m):
+    """The per-chunk cut from exactly scored probe rows (first from the head, then from all
+    candidates): many chunks, a head bound far from the final one, probes = 1 .. 500."""
+    monkeypatch.setattr(bit_scan, "CHUNK", chunk)
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    monkeypatch.setattr(bit_scan.PlaneBound, "PROBES", probes)
+    codec = make_codec(name, d, m, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=m + chunk)
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    ref = total_order_ranking(scores)
+    for k in (1, 7, 10, 121, 600):
+        ids, got = index.search(q, k)
+        assert ids == ref[:k].tolist()
+        assert got.tobytes() == scores[ref[:k]].tobytes()
+    # the probe cut prunes more than the slack alone, and keeps the top k
+    from clark_hash_web.index import table_bound
+
+    tables = codec._tables_numpy(q.values)
+    pairs = index._store.pair_columns()
+    pb = bit_scan.PlaneBound(q.values, q.code, index._store.words, len(pairs), 3)
+    cols = index._store.columns()
+    tight = pb.survivors(cols, 10, None, lambda r: table_bound.exact_scores(tables, pairs, r))
+    loose = pb.survivors(cols, 10)
+    assert set(ref[:10]) <= set(tight.tolist()) and set(tight.tolist()) <= set(loose.tolist())
+    assert len(tight) < len(enc) // 2

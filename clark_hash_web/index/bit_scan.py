@@ -187,7 +187,8 @@ class PlaneBound:
     bits : int, planes ``B``
     """
 
-    SCALES = 64       # candidate scales tried between max|q| / (2**B - 1) and a quarter of it
+    SCALES = 32       # candidate scales tried between max|q| / (2**B - 1) and a quarter of it
+    PROBES = 64       # rows (at least k) scored exactly to set the cut of :meth:`survivors`
 
     def __init__(self, values, code: bytes, words: int, n_pairs: int, bits: int):
         import numpy as np
@@ -210,7 +211,7 @@ class PlaneBound:
         e = a - s * u
         total = float(a.sum())
         r = 2.0 * (n_pairs + 8) * 2.0**-24 * total + a.size * 2.0**-140
-        self.scale, self.levels = s, u
+        self.scale, self.levels, self.total, self.rounding = s, u, total, r
         self.e_plus, self.e_minus = float(e[e > 0].sum()), float(e[e < 0].sum())
         width = self.e_plus - self.e_minus + 2.0 * r
         width = width * (1 + 1e-6) + 1e-12 * total
@@ -223,7 +224,18 @@ class PlaneBound:
             for b in reversed(range(bits))])
 
     def sums(self, cols, rows=None):
-        """The integer ``I`` (uint16, or int32 past 65,535) of every row (or of ``rows``).
+        """The integer ``I`` (uint16, or int32 past 65,535) of every row (or of ``rows``)."""
+        import numpy as np
+
+        if rows is not None:
+            cols = cols[:, np.asarray(rows, dtype=np.intp)]
+        out = np.empty(cols.shape[1], dtype=self.dtype)
+        for _ in self._fill(cols, out):
+            pass
+        return out
+
+    def _fill(self, cols, out):
+        """Write ``I`` of the rows of ``cols`` into ``out``, yielding ``(start, end)`` per chunk.
 
         Per chunk of rows: one XOR with the query words, one AND with all
         planes at once (``(B, W, rows)``), the popcounts summed over the words
@@ -232,11 +244,8 @@ class PlaneBound:
         """
         import numpy as np
 
-        if rows is not None:
-            cols = cols[:, np.asarray(rows, dtype=np.intp)]
         w, n = cols.shape
         bits = self.bits
-        out = np.empty(n, dtype=self.dtype)
         ch = min(n, CHUNK)
         per_plane = np.uint16 if 64 * w <= 0xFFFF else np.int32
         x = np.empty((w, ch), dtype="<u8")
@@ -254,14 +263,65 @@ class PlaneBound:
             for b in range(1, bits):
                 acc <<= 1
                 acc += pp[b]
-        return out
+            yield s, e
 
-    def survivors(self, cols, k: int, rows=None):
-        """Row numbers (ascending) that may reach the top ``k``: all rows, or within ``rows``."""
+    def survivors(self, cols, k: int, rows=None, score=None):
+        """Row numbers (ascending) that may reach the top ``k``: all rows, or within ``rows``.
+
+        Without ``score``: the rows with ``I <= I_k + slack``. With ``score``
+        (row numbers -> the float32 scores the final ranking uses), the cut
+        is tighter: ``k`` actual rows (those with the smallest ``I``, first
+        among the first :data:`HEAD` rows, then among all candidates) are
+        scored exactly; their lowest score ``F`` is reached by ``k`` rows, and
+        a row scores at most ``A - 2 s I - 2 E- + R``, so only rows with
+        ``A - 2 s I - 2 E- + R >= F`` can still reach the top ``k``
+        (:meth:`limit`). The exact score of the ``k``-th row sits inside its
+        interval, not at its bottom, so this keeps about half the slack.
+        The first cut filters each chunk while it is still in cache.
+        """
         import numpy as np
 
         n = cols.shape[1] if rows is None else len(rows)
         if self.planes is None or k >= n:
             return np.arange(n) if rows is None else np.asarray(rows)
-        keep, _, _ = at_most_kth(self.sums(cols, rows), k, self.slack)
-        return keep if rows is None else np.asarray(rows)[keep]
+        if score is None:
+            keep, _, _ = at_most_kth(self.sums(cols, rows), k, self.slack)
+            return keep if rows is None else np.asarray(rows)[keep]
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.intp)
+            cols = cols[:, rows]
+        top = int(np.iinfo(self.dtype).max)
+
+        probes = min(n, max(k, self.PROBES))
+
+        def cut_from(pos):
+            f = score(pos if rows is None else rows[pos])
+            return min(self.limit(float(np.partition(f, len(f) - k)[len(f) - k])), top)
+
+        sums = np.empty(n, dtype=self.dtype)
+        parts, cut, head = [], None, min(n, max(HEAD, probes))
+        for s, e in self._fill(cols, sums):
+            if cut is not None:
+                parts.append(np.flatnonzero(sums[s:e] <= cut) + s)
+            elif e >= head:
+                cut = cut_from(smallest(sums[:e], probes))
+                parts.append(np.flatnonzero(sums[:e] <= cut))
+        keep = np.concatenate(parts)
+        v = sums[keep]
+        cut = min(cut_from(keep[smallest(v, probes)]),
+                  int(np.partition(v, k - 1)[k - 1]) + self.slack)
+        keep = keep[v <= cut]
+        return keep if rows is None else rows[keep]
+
+    def limit(self, floor_score: float) -> int:
+        """Largest ``I`` whose score bound ``A - 2 s I - 2 E- + R`` may reach ``floor_score``.
+
+        Rounded up with margin (float64 arithmetic): every row with a larger
+        ``I`` scores strictly below ``floor_score``.
+        """
+        import math
+
+        num = self.total - 2.0 * self.e_minus + 2.0 * self.rounding - floor_score
+        lim = num / (2.0 * self.scale)
+        lim += 1e-6 * abs(lim) + 1e-6 * self.total / self.scale
+        return max(0, math.floor(lim) + 1)
