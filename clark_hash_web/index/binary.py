@@ -20,8 +20,9 @@ Search
 * ``search(q, k)`` (asymmetric, float query): exactly the ranking and score
   bits of a brute-force ``codec.score`` scan. For sign codes a proven
   prefilter (:class:`.bit_scan.PlaneBound`: the query magnitudes in a few
-  bit planes, AND + popcount) first drops every row that cannot reach the
-  top k; only the rest are scored exactly. E8 codes (root numbers, no bits)
+  bit planes, AND + popcount, cut at the k-th exact score of a few probe
+  rows) first drops every row that cannot reach the top k; only the rest
+  are scored exactly (from the byte tables). E8 codes (root numbers, no bits)
   first get an integer quick score from 8-bit pair tables with a proven
   bound (:class:`.table_bound.TableBound`); only the rows that can still
   reach the top k are scored exactly.
@@ -305,7 +306,8 @@ class BinaryIndex(Index):
         (``PLANE_STAGES[0]`` bit planes over every row, then more planes over
         the survivors while more than ``REFINE_ABOVE`` remain); only the rows
         that can still reach the top ``k`` get the exact float32 score (each
-        pass first scores ``k`` rows exactly to tighten its cut).
+        pass also scores a few probe rows exactly: the ``k``-th of their
+        scores sets its cut, see :meth:`~.bit_scan.PlaneBound.survivors`).
         E8 codes (no bits to compare) pass through
         :class:`~.table_bound.TableBound` (integer pair tables over the 16-bit
         pair columns); the survivors get the exact score from the byte tables.

@@ -8,6 +8,9 @@ time in uint8 (at most 192) and only then widens to uint16 (uint32 past
 the k-th value of the first :data:`HEAD` rows bounds the k-th value of all
 rows from above, so one comparison pass leaves only a few candidates
 (:func:`at_most_kth`), and the cut is found among them.
+:class:`PlaneBound` is the proven prefilter of float-query scans over the
+same words: the query magnitudes in a few bit planes (AND + popcount), cut
+at the ``k``-th exact score of a few probe rows.
 """
 
 from __future__ import annotations
