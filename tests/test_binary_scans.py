@@ -385,3 +385,25 @@ def test_chunked_probe_cut_keeps_the_exact_ranking(monkeypatch, chunk, head, pro
     loose = pb.survivors(cols, 10)
     assert set(ref[:10]) <= set(tight.tolist()) and set(tight.tolist()) <= set(loose.tolist())
     assert len(tight) < len(enc) // 2
+
+
+@pytest.mark.parametrize("chunk,head", [(512, 7), (1000, 1), (333, 2000)])
+def test_chunked_hamming_search_with_a_loose_head_bound_equals_brute_force(monkeypatch, chunk, head):
+    """Many chunks and a head block far from the nearest codes (its k-th distance is a loose
+    bound), on built ties: ids and integer distances equal a sort by (distance, row)."""
+    monkeypatch.setattr(bit_scan, "CHUNK", chunk)
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    codec = make_codec("lsh", 32, 100, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=chunk)
+    codes = np.asarray(enc.codes).copy()
+    dist = np.asarray(codec.hamming(q, enc))
+    far = np.argsort(-dist, kind="stable")[:head]             # the farthest codes come first
+    codes = np.concatenate([codes[far], np.delete(codes, far, axis=0)])
+    enc = EncodedBatch(codec.config, codes)
+    dist = np.asarray(codec.hamming(q, enc))
+    ref = np.lexsort((np.arange(len(dist)), dist))
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    for k in (1, 10, 57, 300):
+        ids, got = index.search_hamming(q, k)
+        assert ids == ref[:k].tolist() and got.tolist() == dist[ref[:k]].tolist()
