@@ -120,14 +120,17 @@ def test_float_query_exact_ties_keep_insertion_order_across_the_cut():
 def test_plane_bound_holds_for_every_row():
     """The integer sums bound every exact float32 score (checked row by row), including
     the two rows where every quantization error has the same sign (the bound's extremes:
-    the query's code with every over- resp. under-estimated coordinate flipped)."""
+    the query's code with every over- resp. under-estimated coordinate flipped), and the
+    slack covers the full gap between those two extremes (not half of it)."""
     codec = make_codec("lsh", 32, 96, "numpy")
     enc, q = tied_codes(codec, 3000, seed=1)
     a = np.abs(np.asarray(q.values, dtype=np.float64))
     qbits = np.unpackbits(np.frombuffer(q.code, dtype=np.uint8), bitorder="little")[:96]
     for bits in (2, 3, 4, 8):
-        s = a.max() / ((1 << bits) - 1)
-        e = a - s * np.clip(np.floor(a / s + 0.5), 0, (1 << bits) - 1)
+        pb = bit_scan.PlaneBound(q.values, q.code, 2, 6, bits)
+        s = pb.scale
+        assert np.all(pb.levels == np.clip(np.floor(a / s + 0.5), 0, (1 << bits) - 1))
+        e = a - s * pb.levels
         extremes = [np.packbits(qbits ^ (e < 0), bitorder="little"),
                     np.packbits(qbits ^ (e > 0), bitorder="little")]
         codes = np.concatenate([np.asarray(enc.codes), np.array(extremes)])
@@ -135,14 +138,64 @@ def test_plane_bound_holds_for_every_row():
         cols = CodeColumns(codec.config.code_bytes)
         cols.append(codes)
         exact = np.asarray(codec.score(q, batch), dtype=np.float64)
-        pb = bit_scan.PlaneBound(q.values, q.code, cols.words, 6, bits)
         sums = pb.sums(cols.columns()).astype(np.float64)
         approx = a.sum() - 2 * s * sums
-        half_width = pb.slack * s                 # slack covers (E+ - E- + 2R) / (2s)
-        err = np.abs(exact - approx)
-        assert np.all(err <= 2 * half_width)
-        assert err[-2:].max() >= 0.8 * 2 * half_width   # the extremes reach the bound
+        tol = 1e-5 * a.sum()
+        assert np.all(exact >= approx - 2 * pb.e_plus - tol)
+        assert np.all(exact <= approx - 2 * pb.e_minus + tol)
+        lo, hi = exact[-2] - approx[-2], exact[-1] - approx[-1]
+        assert lo == pytest.approx(-2 * pb.e_minus, abs=tol)
+        assert hi == pytest.approx(-2 * pb.e_plus, abs=tol)
+        # the under-estimated extreme beats the over-estimated one by this much of I:
+        assert pb.slack * s >= (lo - hi) / 2 > 0.6 * (pb.slack - 1) * s
         assert np.all(sums >= 0)
+
+
+@pytest.mark.parametrize("n_under,n_exact", [(4, 8), (8, 5)])
+def test_plane_bound_prunes_no_row_at_the_opposite_ends_of_the_error_interval(
+        monkeypatch, n_under, n_exact):
+    """A row whose code flips the under-estimated coordinates (sum of errors E-) beats k rows
+    flipping the over-estimated ones (E+) while its I exceeds theirs by more than
+    (E+ - E-) / (2 s): a half-width slack would drop it from the top k. Its score sits at
+    its upper bound ``A - 2 s I - 2 E-``, just above the k-th score (the probe cut must
+    use the whole ``-2 E-``; with (8, 5) half of it would drop the row)."""
+    from clark_hash_web.codecs.binary import BinaryQuery
+    from clark_hash_web.index import binary
+
+    monkeypatch.setattr(bit_scan.PlaneBound, "SCALES", 1)     # the scale max|q| / 7
+    codec = make_codec("sign", 64, 64, "numpy")
+    s0 = 1.0 / 7
+    v = np.zeros(64, dtype=np.float32)
+    v[0] = 7 * s0                      # max |q| on a level: scale s0 for 3 planes
+    over = np.arange(1, 41)
+    under = np.arange(41, 41 + n_under)
+    exact = np.arange(41 + n_under, 41 + n_under + n_exact)
+    v[over] = 0.45 * s0                # level 0, error +0.45 s0
+    v[under] = 1.55 * s0               # level 2, error -0.45 s0
+    v[exact] = s0                      # level 1, error 0
+    code = np.packbits(v > 0, bitorder="little").tobytes()
+    q = BinaryQuery(codec.config, v, code)
+    z = np.unpackbits(np.frombuffer(code, dtype=np.uint8), bitorder="little")
+
+    def flipped(dims):
+        b = z.copy()
+        b[dims] ^= 1
+        return np.packbits(b, bitorder="little")
+
+    codes = np.stack([flipped(over)] * 10 + [flipped(np.concatenate([under, exact]))])
+    enc = EncodedBatch(codec.config, codes)
+    pb = bit_scan.PlaneBound(q.values, q.code, 1, 4, 3)
+    assert pb.scale == pytest.approx(s0) and pb.e_minus < 0 < pb.e_plus
+    width = (pb.e_plus - pb.e_minus) / pb.scale
+    assert width / 2 + 2 < 2 * n_under + n_exact < width    # I of the last row minus the others
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    assert scores[10] > scores[0]
+    monkeypatch.setattr(binary, "PLANE_STAGES", (3,))
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    ids, got = index.search(q, 10)
+    assert ids == [10] + list(range(9))
+    assert got.tobytes() == scores[[10] + list(range(9))].tobytes()
 
 
 def test_prefiltered_float_search_and_empty_index():
@@ -248,3 +301,109 @@ def test_every_prefilter_stage_keeps_the_exact_ranking(monkeypatch, stages):
         ids, got = index.search(q, k)
         assert ids == ref[:k].tolist() and got.tobytes() == scores[ref[:k]].tobytes()
 
+
+
+# -- the scan kernels against numpy brute force (several word counts, chunk and head sizes) ------
+def _bits(codes):
+    return np.unpackbits(np.asarray(codes, dtype=np.uint8), axis=1, bitorder="little")
+
+
+@pytest.mark.parametrize("code_bytes", [1, 8, 13, 16, 24, 33, 48, 56])
+def test_hamming_distances_and_plane_sums_equal_brute_force(monkeypatch, code_bytes):
+    """Word counts summed three words at a time in uint8 (W = 1 .. 7 words), chunked."""
+    monkeypatch.setattr(bit_scan, "CHUNK", 700)
+    rng = np.random.default_rng(code_bytes)
+    codes = rng.integers(0, 256, size=(2500, code_bytes), dtype=np.uint8)
+    codes[:300] = 255                          # every bit set: the largest counts
+    cols = CodeColumns(code_bytes)
+    cols.append(codes)
+    q = rng.integers(0, 256, size=code_bytes, dtype=np.uint8)
+    x = _bits(codes) ^ _bits(q[None])
+    qw = bit_scan.query_words(q.tobytes(), cols.words)
+    got = bit_scan.hamming_distances(cols.columns(), qw, 8 * code_bytes)
+    assert got.tolist() == x.sum(axis=1).tolist()
+    rows = rng.choice(2500, 900, replace=False)
+    assert bit_scan.hamming_distances(cols.columns(), qw, 8 * code_bytes, rows).tolist() == \
+        x[rows].sum(axis=1).tolist()
+    signs = np.where(_bits(q[None])[0] == 1, 1.0, -1.0)    # the query code: signs of the values
+    values = (np.abs(rng.standard_normal(8 * code_bytes)) * signs).astype(np.float32)
+    for bits in (1, 3, 8):
+        pb = bit_scan.PlaneBound(values, q.tobytes(), cols.words, (code_bytes + 1) // 2, bits)
+        want = (x * pb.levels[None, :]).sum(axis=1)
+        assert pb.sums(cols.columns()).tolist() == want.tolist()
+        assert pb.sums(cols.columns(), rows).tolist() == want[rows].tolist()
+
+
+@pytest.mark.parametrize("head", [1, 7, 64, 5000])
+def test_smallest_and_at_most_kth_equal_a_sort_with_ties(monkeypatch, head):
+    """The first-block bound (``HEAD`` rows) over values with many ties, cuts through ties."""
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    rng = np.random.default_rng(head)
+    for n, top in ((3000, 5), (3000, 400), (50, 3), (1, 0)):
+        v = rng.integers(0, top + 1, size=n).astype(np.uint16)
+        v[n // 2:] = np.maximum(v[n // 2:], top // 2)     # the far half is worse: head bound is loose
+        ref = np.lexsort((np.arange(n), v))
+        for k in (1, 2, 9, 10, 57, n - 1, n, n + 3):
+            if k < 1:
+                continue
+            assert bit_scan.smallest(v, k).tolist() == ref[:k].tolist()
+            if k <= n:
+                kth = int(v[ref[k - 1]])
+                for slack in (0, 1, 3):
+                    cand, vals, got_kth = bit_scan.at_most_kth(v, k, slack)
+                    assert got_kth == kth
+                    assert cand.tolist() == np.flatnonzero(v <= kth + slack).tolist()
+                    assert vals.tolist() == v[cand].tolist()
+
+
+@pytest.mark.parametrize("chunk,head,probes", [(600, 64, 10), (256, 1, 1), (4096, 10_000, 500)])
+@pytest.mark.parametrize("name,d,m", [("sign", 64, 64), ("lsh", 32, 100), ("itq", 40, 40)])
+def test_chunked_probe_cut_keeps_the_exact_ranking(monkeypatch, chunk, head, probes, name, d, m):
+    """The per-chunk cut from exactly scored probe rows (first from the head, then from all
+    candidates): many chunks, a head bound far from the final one, probes = 1 .. 500."""
+    monkeypatch.setattr(bit_scan, "CHUNK", chunk)
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    monkeypatch.setattr(bit_scan.PlaneBound, "PROBES", probes)
+    codec = make_codec(name, d, m, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=m + chunk)
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    scores = np.asarray(codec.score(q, enc), dtype=np.float32)
+    ref = total_order_ranking(scores)
+    for k in (1, 7, 10, 121, 600):
+        ids, got = index.search(q, k)
+        assert ids == ref[:k].tolist()
+        assert got.tobytes() == scores[ref[:k]].tobytes()
+    # the probe cut prunes more than the slack alone, and keeps the top k
+    from clark_hash_web.index import table_bound
+
+    tables = codec._tables_numpy(q.values)
+    pairs = index._store.pair_columns()
+    pb = bit_scan.PlaneBound(q.values, q.code, index._store.words, len(pairs), 3)
+    cols = index._store.columns()
+    tight = pb.survivors(cols, 10, None, lambda r: table_bound.exact_scores(tables, pairs, r))
+    loose = pb.survivors(cols, 10)
+    assert set(ref[:10]) <= set(tight.tolist()) and set(tight.tolist()) <= set(loose.tolist())
+    assert len(tight) < len(enc) // 2
+
+
+@pytest.mark.parametrize("chunk,head", [(512, 7), (1000, 1), (333, 2000)])
+def test_chunked_hamming_search_with_a_loose_head_bound_equals_brute_force(monkeypatch, chunk, head):
+    """Many chunks and a head block far from the nearest codes (its k-th distance is a loose
+    bound), on built ties: ids and integer distances equal a sort by (distance, row)."""
+    monkeypatch.setattr(bit_scan, "CHUNK", chunk)
+    monkeypatch.setattr(bit_scan, "HEAD", head)
+    codec = make_codec("lsh", 32, 100, "numpy")
+    enc, q = tied_codes(codec, 6000, seed=chunk)
+    codes = np.asarray(enc.codes).copy()
+    dist = np.asarray(codec.hamming(q, enc))
+    far = np.argsort(-dist, kind="stable")[:head]             # the farthest codes come first
+    codes = np.concatenate([codes[far], np.delete(codes, far, axis=0)])
+    enc = EncodedBatch(codec.config, codes)
+    dist = np.asarray(codec.hamming(q, enc))
+    ref = np.lexsort((np.arange(len(dist)), dist))
+    index = BinaryIndex(codec)
+    index.add_encoded(enc)
+    for k in (1, 10, 57, 300):
+        ids, got = index.search_hamming(q, k)
+        assert ids == ref[:k].tolist() and got.tolist() == dist[ref[:k]].tolist()

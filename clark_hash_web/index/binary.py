@@ -20,8 +20,9 @@ Search
 * ``search(q, k)`` (asymmetric, float query): exactly the ranking and score
   bits of a brute-force ``codec.score`` scan. For sign codes a proven
   prefilter (:class:`.bit_scan.PlaneBound`: the query magnitudes in a few
-  bit planes, AND + popcount) first drops every row that cannot reach the
-  top k; only the rest are scored exactly. E8 codes (root numbers, no bits)
+  bit planes, AND + popcount, cut at the k-th exact score of a few probe
+  rows) first drops every row that cannot reach the top k; only the rest
+  are scored exactly (from the byte tables). E8 codes (root numbers, no bits)
   first get an integer quick score from 8-bit pair tables with a proven
   bound (:class:`.table_bound.TableBound`); only the rows that can still
   reach the top k are scored exactly.
@@ -41,8 +42,8 @@ from .code_columns import CodeColumns
 from .ids import IdMap
 
 
-PLANE_STAGES = (3, 5, 8)      # bit planes of each prefilter pass (see _search_asymmetric_numpy)
-REFINE_ABOVE = 4096           # run the next pass while more rows than this survive
+PLANE_STAGES = (3, 8)         # bit planes of each prefilter pass (see _search_asymmetric_numpy)
+REFINE_ABOVE = 16384          # run the next pass while more rows than this survive
 
 
 def _total_order_key(bits: int) -> int:
@@ -304,7 +305,9 @@ class BinaryIndex(Index):
         Sign codes first pass through :class:`~.bit_scan.PlaneBound`
         (``PLANE_STAGES[0]`` bit planes over every row, then more planes over
         the survivors while more than ``REFINE_ABOVE`` remain); only the rows
-        that can still reach the top ``k`` get the exact float32 score.
+        that can still reach the top ``k`` get the exact float32 score (each
+        pass also scores a few probe rows exactly: the ``k``-th of their
+        scores sets its cut, see :meth:`~.bit_scan.PlaneBound.survivors`).
         E8 codes (no bits to compare) pass through
         :class:`~.table_bound.TableBound` (integer pair tables over the 16-bit
         pair columns); the survivors get the exact score from the byte tables.
@@ -317,27 +320,25 @@ class BinaryIndex(Index):
             return [], np.zeros(0, dtype=np.float32)
         byte_tables = self.codec._tables_numpy(q.values)
         sel = None if rows is None else np.asarray(rows, dtype=np.int64)
+        pair_cols = self._store.pair_columns()
         if not self.codec.supports_hamming and sel is None:
-            # E8 (root numbers): the integer pair-table bound first
-            cols = self._store.pair_columns()
-            sel = table_bound.TableBound(byte_tables).survivors(cols, k)
-            if sel is not None:
-                scores = table_bound.exact_scores(byte_tables, cols, sel)
-                order = top_scores(scores, k)
-                return self._ids.ids_at(sel[order]), scores[order]
+            # E8 (root numbers): the integer pair-table bound first (None: no pruning)
+            sel = table_bound.TableBound(byte_tables).survivors(pair_cols, k)
         elif self.codec.supports_hamming:
             cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
+
+            def exact(found):
+                return table_bound.exact_scores(byte_tables, pair_cols, found)
             for bits in PLANE_STAGES:
                 bound = bit_scan.PlaneBound(q.values, q.code, self._store.words, pairs, bits)
-                sel = bound.survivors(cols, k, sel)
+                sel = bound.survivors(cols, k, sel, exact)
                 if len(sel) <= REFINE_ABOVE:
                     break
-        tables = bitpack.pair_tables_numpy(byte_tables)
         if sel is None:
-            scores = bitpack.asymmetric_scores_numpy(tables, self._store.pair_columns())
-        else:
-            scores = bitpack.asymmetric_scores_numpy(
-                tables, bitpack.u16_columns(self._store.rows(sel)))
+            tables = bitpack.pair_tables_numpy(byte_tables)
+            scores = bitpack.asymmetric_scores_numpy(tables, pair_cols)
+        else:       # few rows: byte tables, the same float32 sums as the pair tables
+            scores = table_bound.exact_scores(byte_tables, pair_cols, sel)
         order = top_scores(scores, k)
         found = order if sel is None else sel[order]
         return self._ids.ids_at(found), scores[order]
