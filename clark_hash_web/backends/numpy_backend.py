@@ -133,8 +133,16 @@ class NumpyBackend:
         return sketch, norms
 
     # -- quantization / packing -----------------------------------------------
-    def quantize_t(self, sketch, inplace: bool = False):
-        """Levels (m, n) uint8 of sketches (m, n) (``inplace``: ``sketch`` is overwritten)."""
+    def quantize_t(self, sketch, norms, inplace: bool = False):
+        """Levels (m, n) uint8 of sketches (m, n) with norms (n,) (``inplace``: ``sketch`` is overwritten).
+
+        ``v = ((clamp(z) + c) / 2c) * L`` in float32, then round half away from
+        zero as ``trunc(v) + (v - trunc(v) >= 0.5)`` on uint8 levels (``v`` is in
+        ``[0, L]``, so the integer part is exact and the fraction is an exact
+        float32 subtraction). NaN coordinates occur only in columns whose norm is
+        not finite (reference mode: NaN/inf input, or a squared norm that
+        overflowed); they get level 0, like the crate's saturating cast.
+        """
         t = self.t
         c = np.float32(t.clip)
         v = sketch if inplace else sketch.copy()
@@ -143,12 +151,15 @@ class NumpyBackend:
             np.add(v, c, out=v)
             np.divide(v, np.float32(t.two_c), out=v)
             np.multiply(v, np.float32(t.L), out=v)           # v = ((zc + c) / 2c) * L
-            r = np.trunc(v)
-            np.subtract(v, r, out=v)
-            r += v >= np.float32(0.5)
-            # r is in [0, L] (zc + c <= 2c) or NaN: fmax sends NaN to level 0
-            np.fmin(np.fmax(r, np.float32(0), out=r), np.float32(t.L), out=r)
-        return r.astype(np.uint8)
+            levels = v.astype(np.uint8)                       # trunc(v)
+            np.subtract(v, levels, out=v)                     # the fraction, exact
+            levels += v >= np.float32(0.5)
+            odd = np.flatnonzero(~np.isfinite(norms))
+            if len(odd):
+                part = levels[:, odd]
+                part[np.isnan(v[:, odd])] = 0
+                levels[:, odd] = part
+        return levels
 
     def pack_t(self, levels):
         """Codes (code_bytes, n) from levels (m, n): LSB-first bit stream."""
@@ -208,7 +219,7 @@ class NumpyBackend:
             stop = min(start + CHUNK_ROWS, n)
             xt = _columns(x[start:stop], work)
             sketch, nrm = self.project_t(xt, work)
-            codes[start:stop] = self.pack_t(self.quantize_t(sketch, inplace=True)).T
+            codes[start:stop] = self.pack_t(self.quantize_t(sketch, nrm, inplace=True)).T
             norms[start:stop] = nrm
         ncodes = None
         if cfg.metric == "dot":
