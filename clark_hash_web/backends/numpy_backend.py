@@ -3,6 +3,7 @@
 Batches are processed in chunks, transposed to (feature, row) so that every
 step is a contiguous elementwise float32 operation over many rows:
 
+* columns: :mod:`..codecs.columns` (cheap copies);
 * norms: squares added feature by feature (a sequential sum per row);
 * projection: step ``p`` adds the p-th contribution of every bucket that has
   one (``CodecTables.step_sources``) to all rows at once, so each bucket still
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codecs.columns import group_columns, rows_to_groups
 from ..codecs.norm_channel import decode_norms_numpy, norm_codes_numpy
 from .tables import CodecTables
 
@@ -21,25 +23,20 @@ CHUNK_ROWS = 512  # keeps a chunk's working set near the L2 cache
 SMALL_ROWS = 256   # score(): up to this many rows are summed with one np.add.accumulate
 
 
-def _columns(rows, work=None):
-    """(n, d) float32 rows -> (d, n) contiguous columns (in ``work``'s buffers if given).
+def _columns(rows, work):
+    """(n, d) float32 rows -> (d, n) contiguous columns, in ``work``'s buffers.
 
-    With ``d`` a multiple of 8 the transpose runs in cheap copies: the rows
-    first, in order (memory reads them sequentially), then whole 32-byte
-    groups of 8 coordinates, then the 8 coordinates inside each group (one
-    element-by-element transpose reads a cache line per element).
+    The last transpose step is a copy of its own: the squares and the scaled
+    copies reading the strided view directly were slower (measured).
     """
-    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.float32)
     n, d = rows.shape
     if d % 8 or not n:
         return np.ascontiguousarray(rows.T)
-    w = work if work is not None else _Buffers.for_columns(d, n)
-    copy = w.get("rows", (n, d))
-    np.copyto(copy, rows)
-    groups = w.get("groups", (d // 8, n * 8))
-    groups.view("V32")[...] = copy.view("V32").T
-    out = w.get("xt", (d, n))
-    out.reshape(d // 8, 8, n)[...] = groups.reshape(d // 8, n, 8).transpose(0, 2, 1)
+    groups = work.get("groups", (d // 8, n * 8))
+    rows_to_groups(rows, work.get("rows", (n, d)), groups)
+    out = work.get("xt", (d, n))
+    np.copyto(out.reshape(d // 8, 8, n), group_columns(groups, n))
     return out
 
 
@@ -63,7 +60,11 @@ def _sequential_row_sum(rows, out):
 
 
 class _Buffers:
-    """Flat float32 buffers for chunks of up to ``width`` columns, viewed per shape."""
+    """Flat float32 buffers for chunks of up to ``width`` columns, viewed per shape.
+
+    Views are made once per (name, shape) and kept: making a view costs about
+    as much as a small elementwise step.
+    """
 
     def __init__(self, backend, width: int):
         d, m = backend.config.input_dim, len(backend.t.order)
@@ -71,21 +72,29 @@ class _Buffers:
         rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest,
                 "rows": d, "groups": d, "xt": d}
         self.bufs = {k: np.empty(r * max(1, width), dtype=np.float32) for k, r in rows.items()}
-
-    @classmethod
-    def for_columns(cls, d: int, width: int):
-        """Only the transpose buffers (for :func:`_columns` without a backend)."""
-        out = cls.__new__(cls)
-        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32)
-                    for k in ("rows", "groups", "xt")}
-        return out
+        self.views = {}
+        self.sources, self.m = backend._sources, m
 
     def get(self, name, shape):
         """A contiguous array of ``shape`` in buffer ``name`` (contents undefined)."""
-        size = 1
-        for v in shape:
-            size *= v
-        return self.bufs[name][:size].reshape(shape)
+        key = (name, shape)
+        view = self.views.get(key)
+        if view is None:
+            size = 1
+            for v in shape:
+                size *= v
+            view = self.views[key] = self.bufs[name][:size].reshape(shape)
+        return view
+
+    def steps(self, n: int):
+        """``(sources, part, acc rows)`` of every projection step, for ``n`` columns."""
+        key = ("steps", n)
+        steps = self.views.get(key)
+        if steps is None:
+            acc = self.get("acc", (self.m, n))
+            steps = self.views[key] = [(src, self.get("part", (len(src), n)), acc[:len(src)])
+                                       for src in self.sources]
+        return steps
 
 
 class NumpyBackend:
@@ -104,8 +113,9 @@ class NumpyBackend:
 
     # -- projection ------------------------------------------------------------
     def project_t(self, xt, work=None):
-        """Sketches (m, n) in bucket order and norms (n,) of rows given as (d, n).
+        """Sketches (m, n) in bucket order and norms (n,) of rows given as columns.
 
+        ``xt``: (d, n) float32 columns.
         ``work``: a :class:`_Buffers` for at least n columns, reused across
         chunks (fresh multi-MB temporaries per chunk cost page faults).
         """
@@ -119,12 +129,15 @@ class NumpyBackend:
             stacked = w.get("stacked", (2 * d, n))     # [x * scale; x * -scale] in one pass
             np.multiply(xt[None], self._signed_scale, out=stacked.reshape(2, d, n))
             acc = w.get("acc", (len(t.order), n))
-            acc[...] = 0
-            for src in self._sources:  # step p: p-th contribution of each bucket
-                k = len(src)
-                part = w.get("part", (k, n))
-                np.take(stacked, src, axis=0, out=part, mode="clip")   # indices in range
-                np.add(acc[:k], part, out=acc[:k])
+            steps = w.steps(n)
+            acc[len(steps[0][0]) if steps else 0:] = 0       # buckets that get nothing
+            take = stacked.take               # the method: np.take's wrapper costs a call
+            for p, (src, part, rows) in enumerate(steps):    # p-th contribution of each bucket
+                take(src, axis=0, out=part, mode="clip")     # indices in range
+                if p:
+                    np.add(rows, part, out=rows)
+                else:                            # out = +0.0, then out += term: +0 + term
+                    np.add(part, np.float32(0), out=rows)
             sketch = np.take(acc, self._bucket_rows, axis=0)
             ok = ~(norms <= np.float32(2.0**-23))
             post = np.where(ok, np.float32(t.sqrt_m) / np.where(ok, norms, np.float32(1)),
