@@ -4,7 +4,8 @@
   columns found from the norms) on every level boundary's float32
   neighbourhood, exact ties and the one value ``v = 0.5 - 2**-25`` where
   ``floor(v + 0.5)`` would round up;
-* Clark Hash encode at batch sizes around the chunk boundaries;
+* Clark Hash encode at batch sizes around the chunk boundaries, and the one-column
+  norm sum of a query sketch (one np.add.accumulate);
 * the Hadamard projector's mirrored last block (the penultimate stage's
   all-zero half is not transformed) and the row check fused into its chunks.
 """
@@ -173,3 +174,28 @@ def test_hadamard_encode_checks_rows_like_the_python_backend(d, m):
         b = py.encode(x[:size].tolist(), errors="skip")
         assert a.codes_bytes() == b.codes_bytes()
         assert a.skipped == b.skipped and list(a.rows) == list(b.rows)
+
+
+def test_single_column_norm_sum_is_sequential():
+    """A query sketch (one column) sums its squares with one np.add.accumulate: the
+    same bits as a plain loop, on data where numpy's pairwise sum differs."""
+    from clark_hash_web.backends.numpy_backend import _sequential_row_sum
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        sq = (rng.standard_normal((384, 1)) * 10.0 ** rng.integers(-3, 4, (384, 1))) ** 2
+        sq = np.ascontiguousarray(sq.astype(np.float32))
+        want = np.float32(0)
+        for v in sq[:, 0]:
+            want = np.float32(want + v)
+        got = _sequential_row_sum(sq, np.empty(1, dtype=np.float32))
+        assert got.tobytes() == np.float32(want).tobytes()
+        if np.float32(sq[:, 0].sum(dtype=np.float32)) != want:
+            break
+    else:
+        raise AssertionError("the data never told pairwise and sequential sums apart")
+    cfg = ClarkHashConfig(384)
+    x = sq[:, 0] ** 0.5 * np.where(rng.random(384) < 0.5, -1, 1).astype(np.float32)
+    num, py = ClarkHash(cfg, "numpy").sketch_query(x), ClarkHash(cfg, "python").sketch_query(x.tolist())
+    assert np.asarray(num.values).tobytes() == py.values.tobytes()
+    assert np.float32(num.norm).tobytes() == np.float32(py.norm).tobytes()
