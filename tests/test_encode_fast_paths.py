@@ -86,6 +86,9 @@ def test_clark_hash_encode_batches_match_the_python_backend(cfg):
     x[5] = np.round(x[5])
     x[9] *= np.float32(2.0**-18)
     x[11] *= np.float32(2.0**40)
+    x[12, ::2] = np.float32(1e-40)                       # subnormal entries in a valid row
+    x[13] = np.float32(2.0**-149) * rng.integers(-3, 4, cfg.input_dim).astype(np.float32)
+    x[13, 0] = 1.0
     num, py = ClarkHash(cfg, "numpy"), ClarkHash(cfg, "python")
     full = num.encode(x)
     ref = py.encode(x.tolist())
@@ -123,6 +126,8 @@ def test_hadamard_mirrored_last_block_is_bit_identical(d, m):
     x[40:50] = np.round(x[40:50] * 2) / 2
     x[50:60, n // 2:] = np.where(signs[n // 2:] > 0, np.float32(-0.0), np.float32(0.0))
     x[60:70] = np.where(signs > 0, np.float32(-0.0), np.float32(0.0))      # D x = -0.0
+    x[70:80, ::3] = np.float32(1e-40)                    # subnormal entries
+    x[80:90] = np.float32(2.0**-149) * rng.integers(-3, 4, (10, d)).astype(np.float32)
     want = _reference_values(signs, n, m, x)
     zero = want == 0
     assert (zero & ~np.signbit(want)).any()
