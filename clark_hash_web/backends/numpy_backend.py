@@ -112,10 +112,13 @@ class NumpyBackend:
         self._signed_scale = np.array([t.scale, -t.scale], dtype=np.float32)[:, None, None]
 
     # -- projection ------------------------------------------------------------
-    def project_t(self, xt, work=None):
-        """Sketches (m, n) in bucket order and norms (n,) of rows given as columns.
+    def project_t(self, xt, work=None, bucket_order: bool = True):
+        """Sketches (m, n) and norms (n,) of rows given as columns.
 
         ``xt``: (d, n) float32 columns.
+        ``bucket_order``: rows of the sketch in bucket order; else in the
+        accumulator's order (row ``_bucket_rows[k]`` is bucket ``k``), in
+        ``work``'s buffer, for :meth:`pack_t` to reorder as uint8 levels.
         ``work``: a :class:`_Buffers` for at least n columns, reused across
         chunks (fresh multi-MB temporaries per chunk cost page faults).
         """
@@ -138,7 +141,7 @@ class NumpyBackend:
                     np.add(rows, part, out=rows)
                 else:                            # out = +0.0, then out += term: +0 + term
                     np.add(part, np.float32(0), out=rows)
-            sketch = np.take(acc, self._bucket_rows, axis=0)
+            sketch = np.take(acc, self._bucket_rows, axis=0) if bucket_order else acc
             ok = ~(norms <= np.float32(2.0**-23))
             post = np.where(ok, np.float32(t.sqrt_m) / np.where(ok, norms, np.float32(1)),
                             np.float32(1))
@@ -174,18 +177,24 @@ class NumpyBackend:
                 levels[:, odd] = part
         return levels
 
-    def pack_t(self, levels):
-        """Codes (code_bytes, n) from levels (m, n): LSB-first bit stream."""
+    def pack_t(self, levels, rows=None):
+        """Codes (code_bytes, n) from levels (m, n): LSB-first bit stream.
+
+        ``rows``: if given, coordinate ``k`` is ``levels[rows[k]]``.
+        """
         cfg = self.config
         b, m, n = cfg.bits, cfg.sketch_dim, levels.shape[1]
+        rows = np.arange(m) if rows is None else rows
         out = np.zeros((cfg.code_bytes, n), dtype=np.uint8)
         if 8 % b == 0:
             per = 8 // b
             for j in range(per):
-                part = levels[j::per]
-                out[:len(part)] |= (part << (j * b)).astype(np.uint8)
+                part = levels.take(rows[j::per], axis=0)
+                if j:
+                    np.left_shift(part, j * b, out=part)
+                np.bitwise_or(out[:len(part)], part, out=out[:len(part)])
             return out
-        wide = levels.astype(np.uint16)
+        wide = levels.astype(np.uint16)[rows]
         for k in range(m):
             pos = k * b
             byte, shift = pos >> 3, pos & 7
@@ -231,8 +240,9 @@ class NumpyBackend:
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
             xt = _columns(x[start:stop], work)
-            sketch, nrm = self.project_t(xt, work)
-            codes[start:stop] = self.pack_t(self.quantize_t(sketch, nrm, inplace=True)).T
+            sketch, nrm = self.project_t(xt, work, bucket_order=False)
+            levels = self.quantize_t(sketch, nrm, inplace=True)
+            codes[start:stop] = self.pack_t(levels, self._bucket_rows).T
             norms[start:stop] = nrm
         ncodes = None
         if cfg.metric == "dot":
