@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs.columns import group_columns, rows_to_groups
+from ..codecs.columns import group_columns, group_width, rows_to_groups
 from ..codecs.norm_channel import decode_norms_numpy, norm_codes_numpy
 from .tables import CodecTables
 
@@ -31,12 +31,13 @@ def _columns(rows, work):
     """
     rows = np.asarray(rows, dtype=np.float32)
     n, d = rows.shape
-    if d % 8 or not n:
+    w = group_width(d, 16)
+    if w == 1 or not n:
         return np.ascontiguousarray(rows.T)
-    groups = work.get("groups", (d // 8, n * 8))
+    groups = work.get("groups", (d // w, n * w))
     rows_to_groups(rows, work.get("rows", (n, d)), groups)
     out = work.get("xt", (d, n))
-    np.copyto(out.reshape(d // 8, 8, n), group_columns(groups, n))
+    np.copyto(out.reshape(d // w, w, n), group_columns(groups, n))
     return out
 
 

@@ -7,10 +7,10 @@ two long vector operations (``a + b`` and ``a - b``: the float32 operations
 of the reference, in its order), into two buffers allocated once:
 
 * rows become columns in cheap copies (:mod:`.columns`: the rows in order
-  with the exact sign flip ``x * D``, then whole 32-byte groups of 8
-  coordinates); the first stage (pairs inside a group) reads the 8
-  coordinates of each group from the strided group view, so the last
-  transpose step costs no pass of its own;
+  with the exact sign flip ``x * D``, then whole 8-byte pairs of coordinates,
+  when ``d`` is even); the first stage (the pairs' sums and differences)
+  reads the two coordinates of each pair from the strided pair view, so the
+  last transpose step costs no pass of its own;
 * the zero padding ``[d, n)`` is never transformed while it is all zero: a
   stage only runs over the blocks that hold a nonzero input (``+0 + +0`` and
   ``+0 - +0`` are ``+0``, what the skipped blocks would hold anyway); rows
@@ -35,7 +35,7 @@ The values (and so the codes) are bit-identical to the reference.
 
 from __future__ import annotations
 
-from .columns import group_columns, rows_to_groups
+from .columns import group_columns, group_width, rows_to_groups
 
 CHUNK_ROWS = 1024         # rows per step: two (n, 1024) float32 buffers, 4 MiB at n = 512
 
@@ -56,7 +56,7 @@ class HadamardProjector:
 
         self.signs = np.asarray(signs, dtype=np.float32)[:, None]
         self.d, self.n, self.m = len(self.signs), int(n), int(m)
-        self.grouped = self.d % 8 == 0
+        self.grouped = group_width(self.d, 2) == 2 and self.n > 2   # pairs, then stage 1
         self.width = max(8, -(-int(width) // 8) * 8)
         # flat buffers, viewed as contiguous (rows, chunk) arrays of each chunk's width
         self.bufs = [np.zeros(self.n * self.width, dtype=np.float32) for _ in range(2)]
@@ -65,7 +65,7 @@ class HadamardProjector:
         self.words = np.empty(-(-self.m // 8) * self.width, dtype="<u8")
         self.packed = np.empty(-(-self.m // 8) * self.width // 8, dtype="<u8")
         self.shifts = np.arange(8, dtype="<u8")[:, None]
-        self.low = np.empty(8 * self.width, dtype=np.float32)
+        self.low = np.empty(2 * self.width, dtype=np.float32)
         q = self.n // 4
         self.mirror_stage = q if q and 2 * q < self.d <= 3 * q else None
         self._plans = {}
@@ -74,8 +74,8 @@ class HadamardProjector:
         """Columns ``(n, b)`` whose first ``m`` rows are the outputs of ``rows`` (b <= width).
 
         ``amax``: if given, a float32 array that receives ``max |x_i|`` of every
-        row (NaN for a row holding a NaN), per row and ``i mod 8`` (8 b values, row
-        major) when ``d % 8 == 0``, else per row (b values).
+        row (NaN for a row holding a NaN), per row and ``i mod 2`` (2 b values, row
+        major) for the pair layout, else per row (b values).
         """
         import numpy as np
 
@@ -96,7 +96,7 @@ class HadamardProjector:
 
     def _plan(self, b):
         """``(first, ops, out)`` of a chunk of ``b`` rows: ``first`` receives the rows
-        (the (d/8, 8 b) groups, or the (d, b) columns times the signs), ``ops`` are
+        (the (d/2, 2 b) pairs, or the (d, b) columns times the signs), ``ops`` are
         the stages as (function, arguments) pairs, ``out`` holds the outputs."""
         import numpy as np
 
@@ -104,12 +104,12 @@ class HadamardProjector:
         src, dst = (buf[:n * b].reshape(n, b) for buf in self.bufs)
         ops = []
         live, h = d, 1
-        if self.grouped:       # the first stage (n >= 8) reads the strided group view
-            first = dst[:d].reshape(d // 8, 8 * b)
+        if self.grouped:       # the first stage (not the last) reads the strided pair view
+            first = dst[:d].reshape(d // 2, 2 * b)
             cols = group_columns(first, b)
-            o = src[:d].reshape(d // 8, 4, 2, b)
-            ops += [(np.add, (cols[:, 0::2], cols[:, 1::2], o[:, :, 0])),
-                    (np.subtract, (cols[:, 0::2], cols[:, 1::2], o[:, :, 1]))]
+            o = src[:d].reshape(d // 2, 2, b)
+            ops += [(np.add, (cols[:, 0], cols[:, 1], o[:, 0])),
+                    (np.subtract, (cols[:, 0], cols[:, 1], o[:, 1]))]
             h = 2
         else:
             first = src[:d]
@@ -158,8 +158,8 @@ class HadamardProjector:
 
     def _lane_amax(self, first, out):
         """``max |x_i|`` into ``out`` across the rows of ``first`` (the chunk times +-1):
-        per row of (d, b) columns, or per row and coordinate ``i mod 8`` of (d/8, 8 b)
-        groups; ``max(max x, -min x)``, NaN propagates."""
+        per row of (d, b) columns, or per row and coordinate ``i mod 2`` of (d/2, 2 b)
+        pairs; ``max(max x, -min x)``, NaN propagates."""
         import numpy as np
 
         low = self.low[:len(out)]
@@ -190,7 +190,7 @@ class HadamardProjector:
         rows = np.asarray(rows, dtype=np.float32)
         nbytes = -(-self.m // 8)
         out = np.empty((len(rows), nbytes), dtype=np.uint8)
-        lanes = 8 if self.grouped else 1
+        lanes = 2 if self.grouped else 1
         maxima = None if amax is None else np.empty(len(rows) * lanes, dtype=np.float32)
         for s in range(0, len(rows), self.width):
             chunk = rows[s:s + self.width]
@@ -211,9 +211,5 @@ class HadamardProjector:
             out[s:s + b] = packed.view(np.uint8)[:, :b].T
         if amax is not None:
             v = maxima.reshape(len(rows), lanes)
-            while v.shape[1] > 1:                     # 8 -> 4 -> 2 -> 1 lanes per row
-                half = v.shape[1] // 2
-                np.maximum(v[:, :half], v[:, half:], out=v[:, :half])
-                v = v[:, :half]
-            amax[...] = v[:, 0]
+            np.maximum(v[:, 0], v[:, -1], out=amax)  # the two lanes of a row
         return out
