@@ -108,7 +108,7 @@ def _reference_values(signs, n, m, x):
 
 @pytest.mark.parametrize("d,m", [(384, 384), (384, 512), (384, 300), (384, 100), (320, 512),
                                  (352, 512), (400, 512), (300, 260), (200, 256), (100, 128), (24, 32),
-                                 (3, 4), (5, 8)])
+                                 (3, 4), (5, 8), (2, 2), (6, 8), (6, 3), (10, 16), (12, 16)])
 def test_hadamard_mirrored_last_block_is_bit_identical(d, m):
     """Values (signed zeros included) and codes, for inputs whose padded length ``n``
     has ``n/2 < d <= 3n/4`` (the mirrored path, also after a partial block earlier:
