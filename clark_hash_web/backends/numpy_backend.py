@@ -3,6 +3,7 @@
 Batches are processed in chunks, transposed to (feature, row) so that every
 step is a contiguous elementwise float32 operation over many rows:
 
+* columns: :mod:`..codecs.columns` (cheap copies);
 * norms: squares added feature by feature (a sequential sum per row);
 * projection: step ``p`` adds the p-th contribution of every bucket that has
   one (``CodecTables.step_sources``) to all rows at once, so each bucket still
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codecs.columns import group_columns, group_width, rows_to_groups
 from ..codecs.norm_channel import decode_norms_numpy, norm_codes_numpy
 from .tables import CodecTables
 
@@ -21,25 +23,21 @@ CHUNK_ROWS = 512  # keeps a chunk's working set near the L2 cache
 SMALL_ROWS = 256   # score(): up to this many rows are summed with one np.add.accumulate
 
 
-def _columns(rows, work=None):
-    """(n, d) float32 rows -> (d, n) contiguous columns (in ``work``'s buffers if given).
+def _columns(rows, work):
+    """(n, d) float32 rows -> (d, n) contiguous columns, in ``work``'s buffers.
 
-    With ``d`` a multiple of 8 the transpose runs in cheap copies: the rows
-    first, in order (memory reads them sequentially), then whole 32-byte
-    groups of 8 coordinates, then the 8 coordinates inside each group (one
-    element-by-element transpose reads a cache line per element).
+    The last transpose step is a copy of its own: the squares and the scaled
+    copies reading the strided view directly were slower (measured).
     """
-    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.float32)
     n, d = rows.shape
-    if d % 8 or not n:
+    w = group_width(d, 16)
+    if w == 1 or not n:
         return np.ascontiguousarray(rows.T)
-    w = work if work is not None else _Buffers.for_columns(d, n)
-    copy = w.get("rows", (n, d))
-    np.copyto(copy, rows)
-    groups = w.get("groups", (d // 8, n * 8))
-    groups.view("V32")[...] = copy.view("V32").T
-    out = w.get("xt", (d, n))
-    out.reshape(d // 8, 8, n)[...] = groups.reshape(d // 8, n, 8).transpose(0, 2, 1)
+    groups = work.get("groups", (d // w, n * w))
+    rows_to_groups(rows, work.get("rows", (n, d)), groups)
+    out = work.get("xt", (d, n))
+    np.copyto(out.reshape(d // w, w, n), group_columns(groups, n))
     return out
 
 
@@ -50,20 +48,24 @@ def _sequential_row_sum(rows, out):
     along the columns (the axis with the smaller stride) and adds the rows one
     after the other: ``(rows[0] + rows[1]) + ...``, the same bits as starting
     from 0 since ``0 + r = r`` for ``r >= +0``. A single column would make the
-    reduced axis the inner one, which numpy sums pairwise: it is added row by row.
+    reduced axis the inner one, which numpy sums pairwise: its running sums
+    come from ``np.add.accumulate`` (``r[k] = r[k - 1] + rows[k]`` by
+    definition), in one call instead of one per row (a query sketch).
     (tests/test_codec.py pins both against a plain loop.)
     """
     d, n = rows.shape
     if n >= 2 and d:
         return np.add.reduce(rows, axis=0, out=out)
-    out[...] = 0
-    for row in rows:
-        np.add(out, row, out=out)
+    out[...] = np.add.accumulate(rows[:, 0])[-1] if n and d else 0
     return out
 
 
 class _Buffers:
-    """Flat float32 buffers for chunks of up to ``width`` columns, viewed per shape."""
+    """Flat float32 buffers for chunks of up to ``width`` columns, viewed per shape.
+
+    Views are made once per (name, shape) and kept: making a view costs about
+    as much as a small elementwise step.
+    """
 
     def __init__(self, backend, width: int):
         d, m = backend.config.input_dim, len(backend.t.order)
@@ -71,21 +73,29 @@ class _Buffers:
         rows = {"sq": d, "nsq": 1, "stacked": 2 * d, "acc": m, "part": widest,
                 "rows": d, "groups": d, "xt": d}
         self.bufs = {k: np.empty(r * max(1, width), dtype=np.float32) for k, r in rows.items()}
-
-    @classmethod
-    def for_columns(cls, d: int, width: int):
-        """Only the transpose buffers (for :func:`_columns` without a backend)."""
-        out = cls.__new__(cls)
-        out.bufs = {k: np.empty(d * max(1, width), dtype=np.float32)
-                    for k in ("rows", "groups", "xt")}
-        return out
+        self.views = {}
+        self.sources, self.m = backend._sources, m
 
     def get(self, name, shape):
         """A contiguous array of ``shape`` in buffer ``name`` (contents undefined)."""
-        size = 1
-        for v in shape:
-            size *= v
-        return self.bufs[name][:size].reshape(shape)
+        key = (name, shape)
+        view = self.views.get(key)
+        if view is None:
+            size = 1
+            for v in shape:
+                size *= v
+            view = self.views[key] = self.bufs[name][:size].reshape(shape)
+        return view
+
+    def steps(self, n: int):
+        """``(sources, part, acc rows)`` of every projection step, for ``n`` columns."""
+        key = ("steps", n)
+        steps = self.views.get(key)
+        if steps is None:
+            acc = self.get("acc", (self.m, n))
+            steps = self.views[key] = [(src, self.get("part", (len(src), n)), acc[:len(src)])
+                                       for src in self.sources]
+        return steps
 
 
 class NumpyBackend:
@@ -103,9 +113,13 @@ class NumpyBackend:
         self._signed_scale = np.array([t.scale, -t.scale], dtype=np.float32)[:, None, None]
 
     # -- projection ------------------------------------------------------------
-    def project_t(self, xt, work=None):
-        """Sketches (m, n) in bucket order and norms (n,) of rows given as (d, n).
+    def project_t(self, xt, work=None, bucket_order: bool = True):
+        """Sketches (m, n) and norms (n,) of rows given as columns.
 
+        ``xt``: (d, n) float32 columns.
+        ``bucket_order``: rows of the sketch in bucket order; else in the
+        accumulator's order (row ``_bucket_rows[k]`` is bucket ``k``), in
+        ``work``'s buffer, for :meth:`pack_t` to reorder as uint8 levels.
         ``work``: a :class:`_Buffers` for at least n columns, reused across
         chunks (fresh multi-MB temporaries per chunk cost page faults).
         """
@@ -119,13 +133,16 @@ class NumpyBackend:
             stacked = w.get("stacked", (2 * d, n))     # [x * scale; x * -scale] in one pass
             np.multiply(xt[None], self._signed_scale, out=stacked.reshape(2, d, n))
             acc = w.get("acc", (len(t.order), n))
-            acc[...] = 0
-            for src in self._sources:  # step p: p-th contribution of each bucket
-                k = len(src)
-                part = w.get("part", (k, n))
-                np.take(stacked, src, axis=0, out=part, mode="clip")   # indices in range
-                np.add(acc[:k], part, out=acc[:k])
-            sketch = np.take(acc, self._bucket_rows, axis=0)
+            steps = w.steps(n)
+            acc[len(steps[0][0]) if steps else 0:] = 0       # buckets that get nothing
+            take = stacked.take               # the method: np.take's wrapper costs a call
+            for p, (src, part, rows) in enumerate(steps):    # p-th contribution of each bucket
+                take(src, axis=0, out=part, mode="clip")     # indices in range
+                if p:
+                    np.add(rows, part, out=rows)
+                else:                            # out = +0.0, then out += term: +0 + term
+                    np.add(part, np.float32(0), out=rows)
+            sketch = np.take(acc, self._bucket_rows, axis=0) if bucket_order else acc
             ok = ~(norms <= np.float32(2.0**-23))
             post = np.where(ok, np.float32(t.sqrt_m) / np.where(ok, norms, np.float32(1)),
                             np.float32(1))
@@ -133,8 +150,16 @@ class NumpyBackend:
         return sketch, norms
 
     # -- quantization / packing -----------------------------------------------
-    def quantize_t(self, sketch, inplace: bool = False):
-        """Levels (m, n) uint8 of sketches (m, n) (``inplace``: ``sketch`` is overwritten)."""
+    def quantize_t(self, sketch, norms, inplace: bool = False):
+        """Levels (m, n) uint8 of sketches (m, n) with norms (n,) (``inplace``: ``sketch`` is overwritten).
+
+        ``v = ((clamp(z) + c) / 2c) * L`` in float32, then round half away from
+        zero as ``trunc(v) + (v - trunc(v) >= 0.5)`` on uint8 levels (``v`` is in
+        ``[0, L]``, so the integer part is exact and the fraction is an exact
+        float32 subtraction). NaN coordinates occur only in columns whose norm is
+        not finite (reference mode: NaN/inf input, or a squared norm that
+        overflowed); they get level 0, like the crate's saturating cast.
+        """
         t = self.t
         c = np.float32(t.clip)
         v = sketch if inplace else sketch.copy()
@@ -143,25 +168,34 @@ class NumpyBackend:
             np.add(v, c, out=v)
             np.divide(v, np.float32(t.two_c), out=v)
             np.multiply(v, np.float32(t.L), out=v)           # v = ((zc + c) / 2c) * L
-            r = np.trunc(v)
-            np.subtract(v, r, out=v)
-            r += v >= np.float32(0.5)
-            # r is in [0, L] (zc + c <= 2c) or NaN: fmax sends NaN to level 0
-            np.fmin(np.fmax(r, np.float32(0), out=r), np.float32(t.L), out=r)
-        return r.astype(np.uint8)
+            levels = v.astype(np.uint8)                       # trunc(v)
+            np.subtract(v, levels, out=v)                     # the fraction, exact
+            levels += v >= np.float32(0.5)
+            odd = np.flatnonzero(~np.isfinite(norms))
+            if len(odd):
+                part = levels[:, odd]
+                part[np.isnan(v[:, odd])] = 0
+                levels[:, odd] = part
+        return levels
 
-    def pack_t(self, levels):
-        """Codes (code_bytes, n) from levels (m, n): LSB-first bit stream."""
+    def pack_t(self, levels, rows=None):
+        """Codes (code_bytes, n) from levels (m, n): LSB-first bit stream.
+
+        ``rows``: if given, coordinate ``k`` is ``levels[rows[k]]``.
+        """
         cfg = self.config
         b, m, n = cfg.bits, cfg.sketch_dim, levels.shape[1]
+        rows = np.arange(m) if rows is None else rows
         out = np.zeros((cfg.code_bytes, n), dtype=np.uint8)
         if 8 % b == 0:
             per = 8 // b
             for j in range(per):
-                part = levels[j::per]
-                out[:len(part)] |= (part << (j * b)).astype(np.uint8)
+                part = levels.take(rows[j::per], axis=0)
+                if j:
+                    np.left_shift(part, j * b, out=part)
+                np.bitwise_or(out[:len(part)], part, out=out[:len(part)])
             return out
-        wide = levels.astype(np.uint16)
+        wide = levels.astype(np.uint16)[rows]
         for k in range(m):
             pos = k * b
             byte, shift = pos >> 3, pos & 7
@@ -207,8 +241,9 @@ class NumpyBackend:
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
             xt = _columns(x[start:stop], work)
-            sketch, nrm = self.project_t(xt, work)
-            codes[start:stop] = self.pack_t(self.quantize_t(sketch, inplace=True)).T
+            sketch, nrm = self.project_t(xt, work, bucket_order=False)
+            levels = self.quantize_t(sketch, nrm, inplace=True)
+            codes[start:stop] = self.pack_t(levels, self._bucket_rows).T
             norms[start:stop] = nrm
         ncodes = None
         if cfg.metric == "dot":

@@ -170,30 +170,9 @@ class BinaryCodec(Codec):
         raise NotImplementedError
 
     def _bad_rows(self, rows) -> dict:
-        bad = {}
         if self.backend == "numpy":
-            import numpy as np
-
-            if len(rows) == 0:
-                return bad
-            # max |x_i| per row, a chunk at a time (NaN propagates through max, inf is
-            # not finite): one pass, temporaries of one chunk
-            amax = np.empty(len(rows), dtype=rows.dtype)
-            buf = np.empty((min(len(rows), 4096), rows.shape[1]), dtype=rows.dtype)
-            with np.errstate(invalid="ignore"):
-                for s in range(0, len(rows), 4096):
-                    chunk = rows[s:s + 4096]
-                    b = buf[:len(chunk)]
-                    np.abs(chunk, out=b)
-                    b.max(axis=1, out=amax[s:s + 4096])
-            finite = np.isfinite(amax)
-            for i in np.flatnonzero(~finite).tolist():
-                bad[i] = REASON_NONFINITE
-            for i in np.flatnonzero(finite & (amax < TINY)).tolist():
-                bad[i] = REASON_TINY
-            for i in np.flatnonzero(finite & (amax > HUGE)).tolist():
-                bad[i] = REASON_HUGE
-            return bad
+            return self._bad_from_amax(self._row_amax_numpy(rows)) if len(rows) else {}
+        bad = {}
         for i, r in enumerate(rows):
             if any(v != v or v in (float("inf"), float("-inf")) for v in r):
                 bad[i] = REASON_NONFINITE
@@ -204,6 +183,48 @@ class BinaryCodec(Codec):
             elif amax > HUGE:
                 bad[i] = REASON_HUGE
         return bad
+
+    @staticmethod
+    def _row_amax_numpy(rows):
+        """max |x_i| per row of float32 (N, d) ``rows`` (NaN for a row holding a NaN)."""
+        import numpy as np
+
+        # a chunk at a time (NaN propagates through max, inf is not finite): one pass,
+        # temporaries of one chunk
+        amax = np.empty(len(rows), dtype=rows.dtype)
+        buf = np.empty((min(len(rows), 4096), rows.shape[1]), dtype=rows.dtype)
+        with np.errstate(invalid="ignore"):
+            for s in range(0, len(rows), 4096):
+                chunk = rows[s:s + 4096]
+                b = buf[:len(chunk)]
+                np.abs(chunk, out=b)
+                b.max(axis=1, out=amax[s:s + 4096])
+        return amax
+
+    @staticmethod
+    def _bad_from_amax(amax) -> dict:
+        """The rejected rows and their rules, from max |x_i| per row (numpy)."""
+        import numpy as np
+
+        bad = {}
+        finite = np.isfinite(amax)
+        for i in np.flatnonzero(~finite).tolist():
+            bad[i] = REASON_NONFINITE
+        for i in np.flatnonzero(finite & (amax < TINY)).tolist():
+            bad[i] = REASON_TINY
+        for i in np.flatnonzero(finite & (amax > HUGE)).tolist():
+            bad[i] = REASON_HUGE
+        return bad
+
+    def _encode_checked_numpy(self, rows):
+        """``(codes or None, max |x_i| per row)`` of float32 (N >= 1, d) ``rows``.
+
+        Codecs whose encoder sees every row in cache override this to return
+        the codes of all rows (bad rows included, meaningless) with the row
+        maxima taken on the way; the default only checks, and :meth:`encode`
+        then encodes the good rows.
+        """
+        return None, self._row_amax_numpy(rows)
 
     # -- encode ------------------------------------------------------------------------
     def encode(self, vectors, errors: str = "raise") -> EncodedBatch:
@@ -225,16 +246,22 @@ class BinaryCodec(Codec):
         if errors not in ("raise", "skip"):
             raise InvalidInputError(f"errors must be 'raise' or 'skip', got {errors!r}")
         rows, _ = self._rows(vectors)
-        bad = self._bad_rows(rows)
+        codes = None
+        if self.backend == "numpy" and len(rows):
+            codes, amax = self._encode_checked_numpy(rows)
+            bad = self._bad_from_amax(amax)
+        else:
+            bad = self._bad_rows(rows)
         if bad and errors == "raise":
             raise InvalidVectorError(bad)
         keep = [i for i in range(len(rows)) if i not in bad] if bad else list(range(len(rows)))
         if self.backend == "numpy":
             import numpy as np
 
-            good = rows[keep] if bad else rows
-            if len(good):
-                codes = self._encode_numpy(good)
+            if codes is not None:
+                codes = codes[keep] if bad else codes
+            elif len(keep):
+                codes = self._encode_numpy(rows[keep] if bad else rows)
             else:
                 codes = np.zeros((0, self.code_bytes), dtype=np.uint8)
         else:

@@ -160,6 +160,15 @@ class SignBits(BinaryCodec):
             return super()._encode_numpy(rows)
         return self._projector(len(rows)).codes(rows)
 
+    def _encode_checked_numpy(self, rows):
+        """The Hadamard rotation takes the row maxima from each chunk while it is in cache."""
+        if self.config.rotation == "none":
+            return super()._encode_checked_numpy(rows)
+        import numpy as np
+
+        amax = np.empty(len(rows), dtype=np.float32)
+        return self._projector(len(rows)).codes(rows, amax), amax
+
     def _project_python(self, row):
         cfg = self.config
         m = cfg.n_bits
