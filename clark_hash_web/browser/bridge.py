@@ -614,9 +614,11 @@ class BrowserStore:
         return plan
 
     def rank(self, rows, k: int) -> dict:
-        """Second step: exact top ``k`` among the candidate ``rows`` the JS scan kept.
+        """Second step on a loaded store: exact top ``k`` among the candidate ``rows`` the JS scan kept.
 
-        ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
+        (The worker ranks the candidates' codes instead, :meth:`rank_codes`,
+        so it never loads the rows for a search; this is the reference the
+        tests hold that to.) ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
         row order). Returns ``{ids, scores, rankPyMs}`` (scores: float32 LE
         bytes; rankPyMs: time spent here), equal to a full :meth:`search` of
         the query given to :meth:`prefilter`.
