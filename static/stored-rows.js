@@ -165,6 +165,7 @@ export class StoredRows {
         if (w && (this.cols[name] || src) && (!src || src.byteLength !== p.block.n * w)) {
           throw new Error(`block ${p.key}: ${src ? src.byteLength : 0} bytes of ${name} for ${p.block.n} rows`);
         }
+        if (w && src && !this.cols[name] && this.count) throw new Error(`the stored rows have no ${name}`);
       }
     }
     const changed = new Map();
