@@ -29,9 +29,9 @@
  *
  * Reading (readRows): at open, all records in batches of READ_BATCH, packed
  * into one buffer per column (codes, norms, int8 rows) plus a small list of
- * blocks {key, start row, n, ids record}; range records stay ranges. Binary
- * and E8 stores are then searched from these buffers alone (worker.js); Python
- * gets its copy (codes and ids in its index, one record at a time) at the first write.
+ * blocks {key, start row, n, ids record}; range records stay ranges. The
+ * worker keeps them as the store's rows (stored-rows.js: searches read them,
+ * writes are planned from them and applied to them after they commit).
  * allIds / idsOfRows name rows from these blocks.
  *
  * Writes: every batch (add, import, delete) is ONE readwrite transaction over

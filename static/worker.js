@@ -17,27 +17,30 @@
  * scan (table-scan.js); with {rescore: N}, the best N of either are re-ranked
  * in JS from the store's int8 rows (two-stage stores, vectors: "int8").
  *
- * Opening (idb.readRows): the records are packed into one buffer of codes
- * (and int8 rows), which the JS scan reads in place, and a short list of
- * blocks whose id records name the rows found. Searches need nothing else
- * (binary and E8: the exact JS scan; Clark Hash: the JS prefilter, then
- * Python ranks the candidates from their codes, BrowserStore.rank_codes), so
- * Python (its index: codes and ids) gets a copy of the rows only at
- * the store's first write, codes or export call (loadPython; stats() is
- * answered from the rows read at open, rowStats), or
- * at open for a Clark Hash store of at most prefilterMinRows rows (Python
- * searches those alone). Opening and searching 1M sketches keeps one copy of
- * the codes (benchmarks/browser_million.py).
+ * Rows (stored-rows.js): at open the records are packed into one buffer of
+ * codes (and int8 rows), which the JS scan reads in place, and a short list
+ * of blocks whose id records name the rows found; every committed write plan
+ * is applied to them (StoredRows.applyPlan), so they always equal the
+ * IndexedDB records. Searches need nothing else (binary and E8: the exact JS
+ * scan; Clark Hash: the JS prefilter, then Python ranks the candidates from
+ * their codes, BrowserStore.rank_codes), and neither do writes: Python plans
+ * them from the new rows and the worker's view of the stored ones
+ * (storedView). Python's index is a read cache of the rows, loaded only for
+ * codes(), export() and searches of Clark Hash stores of at most
+ * prefilterMinRows rows (Python searches those alone), and dropped at every
+ * write. Opening, searching and writing at 1M sketches keeps one copy of the
+ * codes (benchmarks/browser_million.py).
  */
 
 import * as idb from "./idb-store.js";
 import { PrefilterScanner } from "./prefilter-scan.js";
 import { TableScanner, byteTables, rescoreInt8, rankRescored } from "./table-scan.js";
+import { StoredRows } from "./stored-rows.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser.bridge (PyProxy)
 let bootInfo = null;
-const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, scan: scanData() cache or null, decoded}
+const stores = new Map();   // handle -> {name, db, py: BrowserStore PyProxy, rows: StoredRows, scan: scanData() cache or null, decoded}
 let nextHandle = 1;
 
 // JS null becomes pyodide.ffi.jsnull in Python, not None: pass undefined for "absent".
@@ -397,10 +400,9 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
                     flat: store.flat, dim: store.config.input_dim, vectors, rows: null };
     try {
       checkRows(entry, rows);
-      entry.rows = rows;
-      // searches run on these rows in JS; Python gets them at the first write (loadPython)
-      if (rows.count > prefilterMinRows || !entry.flat) scanDataFromRows(entry);   // the JS scan will need it
-      if (entry.flat && rows.count <= prefilterMinRows) loadPython(entry);   // searched by Python alone
+      entry.rows = new StoredRows(rows, store.config.code_bytes, vectors ? 4 + entry.dim : 0);
+      store.next_auto = Math.max(store.next_auto, entry.rows.nextAuto());   // stores older than meta.nextAuto
+      if (rows.count > prefilterMinRows || !entry.flat) scanData(entry);   // the JS scan will need it
     } catch (e) {
       store.destroy();
       throw e;
@@ -434,26 +436,17 @@ function checkRows(s, rows) {
 }
 
 /**
- * Hand the rows read at open to Python (once), one block record at a time
- * (views into the packed columns, which toPy copies; BrowserStore.load_record
- * checks them), so Python never holds more than its index and one block.
- * Done at a store's first operation that needs Python's copy (writes, codes,
- * export; searches of small Clark Hash stores); until then
- * searches never need it.
+ * Fill Python's read cache (BrowserStore.load_record) from the rows, one
+ * block record at a time (views into the packed columns, which toPy copies;
+ * load_record checks them), so Python never holds more than its index and
+ * one block. Done only for codes(), export() and searches of small Clark
+ * Hash stores; the cache is dropped at every write (BrowserStore.commit).
  */
 function loadPython(s) {
-  if (!s.rows) return;
-  const { rows } = s;
-  const cb = rows.codeBytes, vb = 4 + s.dim;
+  if (s.py.loaded) return;
   try {
-    for (const b of rows.blocks) {   // one record at a time: toPy copies its bytes into Python
-      const rec = py.toPy({
-        key: b.key,
-        block: { n: b.n, codes: rows.codes.subarray(b.start * cb, (b.start + b.n) * cb),
-                 norms: rows.norms ? rows.norms.subarray(b.start * 2, (b.start + b.n) * 2) : undefined,
-                 vectors: rows.vectors ? rows.vectors.subarray(b.start * vb, (b.start + b.n) * vb) : undefined },
-        ids: b.ids.kind === "int" ? { kind: "int", data: new Uint8Array(b.ids.data.buffer) } : b.ids,
-      });
+    for (let i = 0; i < s.rows.blocks.length; i++) {   // one record at a time: toPy copies its bytes into Python
+      const rec = py.toPy(s.rows.record(i));
       try {
         s.py.load_record(rec);
       } finally {
@@ -465,11 +458,24 @@ function loadPython(s) {
     s.py.reset();
     throw e;
   }
-  s.rows = null;   // Python's index is the truth from now on (the scan data stays until a write)
 }
 
 /**
- * stats() from the rows read at open, without loading Python's copy
+ * What Python's write plans ask of the stored rows (BrowserStore.plan_add):
+ * the last block record, which of some ids are stored, the records of the
+ * blocks holding some ids. Returned as plain JS (Python converts them).
+ */
+function storedView(s) {
+  const list = (ids) => (ids && typeof ids.toJs === "function" ? ids.toJs() : Array.from(ids));
+  return {
+    last: () => s.rows.lastRecord() ?? undefined,
+    present: (ids) => s.rows.present(list(ids)),
+    holding: (ids) => s.rows.holding(list(ids)),
+  };
+}
+
+/**
+ * stats() from the rows, without loading Python's copy
  * (BrowserStore.stats_of_blocks): each block's rows, norm code bytes and ids
  * record bytes, and the int8 rows whose scale is 0 (imported notes).
  */
@@ -497,9 +503,9 @@ function rowStats(s) {
   }
 }
 
-/** The stored row count (Python's index once loaded, else the rows read at open). */
+/** The stored row count. */
 function countOf(s) {
-  return s.rows ? s.rows.count : s.py.index.__len__();
+  return s.rows.count;
 }
 
 /** The store with Python's copy loaded (see loadPython). */
@@ -527,7 +533,12 @@ async function write(s, plan) {
     throw e;
   }
   const result = toJs(s.py.commit(p.token));
-  s.scan = null;   // the stored rows changed: the JS scan refetches them at the next search
+  s.scan = null;   // the rows change: the JS scan is rebuilt over them at the next search
+  try {
+    s.rows.applyPlan(p);
+  } catch (e) {   // the transaction committed: read the rows back from IndexedDB (the truth)
+    s.rows = new StoredRows(await idb.readRows(s.db), s.py.config.code_bytes, s.vectors ? 4 + s.dim : 0);
+  }
   return result;
 }
 
@@ -538,31 +549,16 @@ async function write(s, plan) {
 let prefilterMinRows = 2000;
 
 /**
- * The store's codes as the JS scan reads them: taken from the IndexedDB
- * rows read at open (scanDataFromRows), fetched from Python after every
- * committed write (lazily, at the next search); with
- * the PrefilterScanner that scans them (it keeps its buffers between searches).
+ * The store's rows as the JS scan reads them (the StoredRows columns, no
+ * copy: blocks in key order, rows in insertion order, which is the FlatIndex
+ * row order), with the scanner over them (it keeps its buffers between
+ * searches); rebuilt after every write.
  * @returns {{n: number, codeBytes: number, codes: Uint8Array, normCodes: Uint16Array|null, decoded: Float64Array|null, scanner: PrefilterScanner}}
  */
 function scanData(s) {
   if (s.scan) return s.scan;
-  const r = toJs(s.py.scan_data());
-  return setScanData(s, r.codes, r.normCodes ? r.normCodes.slice() : null, r.count, r.vectors || null);
-}
-
-/**
- * The scan data right after open: the packed columns idb.readRows() read (no
- * copy): blocks in key order, rows in insertion order, which is the FlatIndex
- * row order (BrowserStore.load sorts by the same keys). The scan keeps the
- * blocks' id records (scan.blocks) to name the rows it finds while Python has
- * not loaded its copy (and until the next write replaces the scan data).
- */
-function scanDataFromRows(s) {
   const { rows } = s;
-  const norms = s.flat && rows.norms ? rows.norms : null;
-  const scan = setScanData(s, rows.codes, norms, rows.count, s.vectors ? rows.vectors : null);
-  scan.blocks = rows.blocks;   // valid until a write replaces the scan data
-  return scan;
+  return setScanData(s, rows.codes, s.flat ? rows.norms : null, rows.count, s.vectors ? rows.vectors : null);
 }
 
 /**
@@ -609,13 +605,13 @@ function searchTables(s, query, k) {
   const t2 = performance.now();
   const top = data.scanner.top(tables, Math.max(0, Math.floor(k)));
   const t3 = performance.now();
-  const ids = data.blocks ? idb.idsOfRows(data.blocks, top.rows) : toJs(s.py.ids_of_rows(new Uint8Array(top.rows.buffer)));
+  const ids = idb.idsOfRows(s.rows.blocks, top.rows);
   const t4 = performance.now();
   return {
     ids, rows: top.rows, scores: idb.exactBuffer(top.scores),
     sketchMs: t.sketchMs, searchMs: t4 - t0 - t.sketchMs,
     scan: { mode: "js-table-scan", tablesMs: t1 - t0, fetchMs: t2 - t1, scanMs: t3 - t2, idsMs: t4 - t3,
-            ids: data.blocks ? "js" : "python" },   // who named the rows: the open's id records, or Python
+            ids: "js" },   // the rows are named from the blocks' id records
   };
 }
 
@@ -628,7 +624,7 @@ function searchTwoStage(s, query, k, rescore) {
   const t0 = performance.now();
   const first = s.flat ? searchFlat(s, query, n) : searchTables(s, query, n);
   const t1 = performance.now();
-  const rows = first.rows ?? new Uint32Array(toJs(s.py.rows_of_ids(py.toPy(first.ids))).slice().buffer);
+  const rows = first.rows ?? s.rows.rowsOf(first.ids);
   const q = toJs(s.py.rescore_query(query)).slice();
   const qf = new Float32Array(q.buffer, 0, s.dim);
   const data = scanData(s);
@@ -644,37 +640,21 @@ function searchTwoStage(s, query, k, rescore) {
 
 /**
  * Clark Hash stores: JS prefilter with proven bounds, exact ranking in Python
- * (of the candidates' codes, BrowserStore.rank_codes, while Python has not
- * loaded the rows; small stores and k outside 1..count-1 load them).
+ * of the candidates' codes (BrowserStore.rank_codes); stores of at most
+ * prefilterMinRows rows and k outside 1..count-1 are searched by Python
+ * alone (its read cache, loadPython).
  */
 function searchFlat(s, query, k) {
   k = Math.floor(k);
-  if (s.rows && (s.rows.count <= prefilterMinRows || !(k > 0 && k < s.rows.count))) loadPython(s);
-  if (s.rows) return searchFlatLean(s, query, k);
-  const t0 = performance.now();
+  const n = s.rows.count;
+  if (n > prefilterMinRows && k > 0 && k < n) return searchFlatLean(s, query, k);
+  loadPython(s);
   const plan = toJs(s.py.prefilter(query, k, prefilterMinRows));
-  if (plan.direct) {
-    return { ids: plan.ids, scores: idb.exactBuffer(plan.scores.slice()), sketchMs: plan.sketchMs,
-             searchMs: plan.searchMs, scan: { mode: "python" } };
-  }
-  const t1 = performance.now();
-  const data = scanData(s);
-  if (data.n !== plan.count) throw fail("WorkerError", `scan data has ${data.n} rows, the index ${plan.count}`);
-  const t2 = performance.now();
-  const rows = data.scanner.rows(plan, plan.k);
-  const t3 = performance.now();
-  const r = toJs(s.py.rank(new Uint8Array(rows.buffer), plan.k));
-  const t4 = performance.now();
-  return {
-    ids: r.ids, scores: idb.exactBuffer(r.scores.slice()),
-    sketchMs: plan.sketchMs, searchMs: t4 - t0 - plan.sketchMs,
-    scan: { mode: "js-prefilter", ids: "python", candidates: rows.length, planMs: t1 - t0 - plan.sketchMs,
-            fetchMs: t2 - t1, scanMs: t3 - t2, rankMs: t4 - t3,
-            planPyMs: plan.planMs, rankPyMs: r.rankPyMs },   // time inside Python (the rest: conversions)
-  };
+  return { ids: plan.ids, scores: idb.exactBuffer(plan.scores.slice()), sketchMs: plan.sketchMs,
+           searchMs: plan.searchMs, scan: { mode: "python" } };
 }
 
-/** searchFlat while the rows live in JS only: Python ranks the candidates from their codes. */
+/** searchFlat with the JS prefilter: Python ranks the candidates from their codes. */
 function searchFlatLean(s, query, k) {
   const t0 = performance.now();
   const data = scanData(s);
@@ -691,7 +671,7 @@ function searchFlatLean(s, query, k) {
   });
   const r = toJs(s.py.rank_codes(codes, norms ? new Uint8Array(norms.buffer) : undefined, plan.k));
   const best = Uint32Array.from(r.positions, (p) => rows[p]);
-  const ids = idb.idsOfRows(data.blocks, best);
+  const ids = idb.idsOfRows(s.rows.blocks, best);
   const t3 = performance.now();
   return {
     ids, rows: best, scores: idb.exactBuffer(r.scores.slice()),
@@ -710,18 +690,18 @@ const OPS = {
   open,
   /** {handle, vectors: ArrayBuffer (n*d float32), n, ids|null} -> ids */
   async add({ handle, vectors, n, ids }) {
-    const s = loaded(handle);
-    return write(s, s.py.plan_add(bytesArg(vectors), n, ids ? py.toPy(ids) : undefined));
+    const s = storeOf(handle);
+    return write(s, s.py.plan_add(bytesArg(vectors), n, ids ? py.toPy(ids) : undefined, storedView(s)));
   },
   /** {handle, ids: [...]} -> number removed */
   async delete({ handle, ids }) {
-    const s = loaded(handle);
-    return write(s, s.py.plan_delete(py.toPy(ids)));
+    const s = storeOf(handle);
+    return write(s, s.py.plan_delete(py.toPy(ids), storedView(s)));
   },
   /** {handle, bytes: ArrayBuffer (.chs)} -> ids added */
   async import({ handle, bytes }) {
-    const s = loaded(handle);
-    return write(s, s.py.plan_import(bytesArg(bytes)));
+    const s = storeOf(handle);
+    return write(s, s.py.plan_import(bytesArg(bytes), storedView(s)));
   },
   /** {handle, query: ArrayBuffer (d float32), k, rescore?} -> {ids, scores: ArrayBuffer, sketchMs, searchMs, scan} */
   async search({ handle, query, k, rescore }) {
@@ -739,7 +719,7 @@ const OPS = {
   },
   async ids({ handle }) {
     const s = storeOf(handle);
-    return s.rows ? idb.allIds(s.rows.blocks) : toJs(s.py.index.ids);
+    return idb.allIds(s.rows.blocks);
   },
   /** -> {ids, codes: ArrayBuffer, normCodes: ArrayBuffer|null} */
   async codes({ handle }) {
@@ -752,7 +732,7 @@ const OPS = {
   },
   async stats({ handle }) {
     const s = storeOf(handle);
-    return toJs(s.rows ? rowStats(s) : s.py.stats());
+    return toJs(rowStats(s));
   },
   async close({ handle }) {
     const s = stores.get(handle);

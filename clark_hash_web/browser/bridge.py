@@ -35,6 +35,16 @@ new blocks; a delete rewrites the affected blocks without the deleted rows (or
 deletes them when empty). Reading the blocks in key order therefore gives the
 insertion order that ranking ties depend on.
 
+The worker holds the stored rows (static/stored-rows.js: the records read
+at open, packed, and every committed plan applied to them), so a write needs
+no copy of all rows here: a plan is made from the new rows and what the
+worker says of the stored ones (a *stored view*, see :meth:`BrowserStore.plan_add`):
+the last block record (new rows fill it), which of the new ids are already
+stored, and the records of the blocks holding the ids to delete. The
+in-memory index is a read cache, loaded from the worker's rows only when an
+operation needs Python's copy (searches of small Clark Hash stores,
+``codes()``, ``export()``) and dropped at every committed write.
+
 Everything crossing the JS boundary is plain: ints, strs, lists, dicts and
 ``bytes`` (the worker converts with ``toJs``).
 """
@@ -45,7 +55,6 @@ import struct
 import sys
 import time
 from array import array
-from bisect import bisect_left, bisect_right
 
 from ..backends import numpy_available  # noqa: F401  (the worker asks after loading numpy)
 from ..codecs import registry
@@ -54,6 +63,7 @@ from ..codecs.clark_hash_config import ClarkHashConfig
 from ..errors import ConfigError, ConfigMismatchError, InvalidInputError
 from ..index.factory import make_index
 from ..index.flat import FlatIndex
+from ..index.ids import IdMap
 from ..little_endian import bytes_array
 from .int8_rows import Int8Rows
 
@@ -195,28 +205,17 @@ def _ids_record_bytes(rec: dict) -> int:
     return 16
 
 
-class _Block:
-    """What the store remembers of one block record: its row count, the sizes its
-    records take and (two-stage stores) its int8 rows.
-
-    The codes, norm codes and ids are not kept here: the block's rows are a
-    contiguous run of the index's rows (blocks in key order hold the rows in
-    insertion order), so a write rebuilds a record from the index.
-    """
-
-    __slots__ = ("n", "norm_bytes", "id_bytes", "vectors")
-
-    def __init__(self, n, norm_bytes, id_bytes, vectors=None):
-        self.n, self.norm_bytes, self.id_bytes = n, norm_bytes, id_bytes
-        self.vectors = bytes(vectors) if vectors is not None else None
+def _from_js(x):
+    """What the worker's stored view returned, as Python objects (JS objects to dicts, arrays
+    to lists; typed arrays stay proxies, which :func:`as_bytes` reads); Python values as they are."""
+    to_py = getattr(x, "to_py", None)
+    return to_py() if to_py is not None else x
 
 
-def _put(key, ids, codes, norms, vectors) -> tuple:
-    """``(key, record, _Block)`` of a block record to write."""
-    rec = _ids_record(ids)
-    record = {"key": key, "block": {"n": len(ids), "codes": codes, "norms": norms, "vectors": vectors},
-              "ids": rec}
-    return key, record, _Block(len(ids), len(norms) if norms else 0, _ids_record_bytes(rec), vectors)
+def _put(key, ids, codes, norms, vectors) -> dict:
+    """A block record to write: ``{key, block, ids}``."""
+    return {"key": key, "block": {"n": len(ids), "codes": codes, "norms": norms, "vectors": vectors},
+            "ids": _ids_record(ids)}
 
 
 def _rows_of(data, width, rows) -> bytes:
@@ -224,7 +223,7 @@ def _rows_of(data, width, rows) -> bytes:
 
 
 class BrowserStore:
-    """One open store: config, codec, in-memory index and block bookkeeping.
+    """One open store: config, codec, write planning and a read cache of the rows.
 
     Parameters
     ----------
@@ -235,6 +234,10 @@ class BrowserStore:
     vectors : {None, "int8"}
         ``"int8"``: keep an int8 rescoring row beside every sketch (two-stage
         search, :mod:`.int8_rows`).
+
+    The rows themselves are the worker's (see the module docstring);
+    :attr:`index` holds them only while :attr:`loaded` (after :meth:`load`,
+    until the next committed write or :meth:`reset`).
     """
 
     def __init__(self, config_bytes: bytes, backend: str = "auto", vectors=None):
@@ -242,6 +245,8 @@ class BrowserStore:
         self.codec = registry.codec_from_config(self.config,
                                                 None if backend in (None, "auto") else backend)
         self.index = make_index(self.codec)
+        #: True while :attr:`index` holds every stored row (a read cache, see :meth:`load`)
+        self.loaded = False
         #: True for Clark Hash (FlatIndex, JS prefilter + Python ranking); False for
         #: the table-scored kinds (exact JS scan, static/table-scan.js)
         self.flat = isinstance(self.index, FlatIndex)
@@ -250,13 +255,10 @@ class BrowserStore:
         self.vectors = vectors
         self._int8 = Int8Rows(self.config.input_dim, self.config.metric, self.codec.backend) \
             if vectors else None
-        self.blocks = {}          # key -> _Block, keys ascending = insertion order
-        self._starts = None       # (keys, first rows) of the blocks, ascending; rebuilt after writes
         self.next_auto = 0
         self._pending = {}
         self._token = 0
         self._query = None        # the QuerySketch between prefilter() and rank()
-        self._row_map = None      # id -> row, rebuilt after writes (rescoring)
         # pure-Python codec for single queries (see _sketch); kept if the store moves to numpy
         self._sketcher = self.codec if self.codec.backend == "python" else None
 
@@ -286,9 +288,9 @@ class BrowserStore:
             self._int8 = Int8Rows(self.config.input_dim, self.config.metric, codec.backend)
         return codec.backend
 
-    # -- loading --------------------------------------------------------------
+    # -- the read cache -----------------------------------------------------------
     def load(self, records: list, next_auto: int = 0) -> float:
-        """Fill the store from the records read at open ([{key, block, ids}], keys ascending).
+        """Fill the index from block records ([{key, block, ids}], keys ascending); then :attr:`loaded`.
 
         ``next_auto`` is the ``meta`` record's next automatic id (ids of deleted
         rows are never handed out again, across reloads too).
@@ -297,7 +299,8 @@ class BrowserStore:
         bytes (lengths, padding bits, code values, duplicate ids); a bad
         record raises and leaves the store empty. Each block goes to the index
         as it is read (range ids as a range), so no second copy of the codes
-        and no Python object per id is made on the way.
+        and no Python object per id is made on the way. The worker calls
+        :meth:`load_record` for each record, then this with ``records=None``.
         """
         t0 = time.perf_counter()
         try:
@@ -307,20 +310,16 @@ class BrowserStore:
             self.reset()
             raise
         self.next_auto = max(self.next_auto, int(next_auto or 0))
+        self.loaded = True
         return (time.perf_counter() - t0) * 1000.0
 
     def reset(self) -> None:
-        """Forget every row (a load that failed part way leaves the store empty)."""
+        """Forget the cached rows (a load that failed part way, or a committed write)."""
         self.index = make_index(self.codec)
-        self.blocks, self._starts, self._row_map = {}, None, None
+        self.loaded = False
 
-    def load_record(self, rec) -> None:
-        """Add one block record read at open (keys ascending; see :meth:`load`).
-
-        The worker hands the records over one at a time, so only one block's
-        bytes cross into Python at once; after a failure it calls
-        :meth:`reset`.
-        """
+    def _record_parts(self, rec) -> tuple:
+        """``(key, ids, codes, norm codes or None, int8 rows or None)`` of a block record, sizes checked."""
         cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
         key, blk, idrec = int(rec["key"]), rec["block"], rec["ids"]
@@ -341,44 +340,36 @@ class BrowserStore:
             raise ConfigMismatchError(
                 f"IndexedDB block {key}: {n} rows need {n * vb} bytes of int8 rescoring rows, "
                 f"found {0 if bvecs is None else len(bvecs)}")
-        if n:
+        return key, bids, bcodes, bnorms, bvecs if vb else None
+
+    def load_record(self, rec) -> None:
+        """Add one block record to the index (keys ascending; see :meth:`load`).
+
+        The worker hands the records over one at a time, so only one block's
+        bytes cross into Python at once; after a failure it calls
+        :meth:`reset`.
+        """
+        self.loaded = False
+        _, bids, bcodes, bnorms, _ = self._record_parts(rec)
+        if len(bids):
             nc = bnorms if self.config.metric == "dot" and self.flat else None
             self.index.add_encoded(EncodedBatch.from_bytes(self.config, bcodes, nc), bids)
             self._bump_auto(bids)
-        self.blocks[key] = _Block(n, len(bnorms) if bnorms else 0, _ids_record_bytes(idrec),
-                                  bvecs if vb else None)
-        self._starts = None
 
     def _bump_auto(self, ids):
         """Automatic ids continue after the largest int id (``ids``: checked, one kind)."""
         if len(ids) and not isinstance(ids[0], str):
             self.next_auto = max(self.next_auto, (ids[-1] if isinstance(ids, range) else max(ids)) + 1)
 
-    def _first_rows(self) -> tuple:
-        """``(keys, starts)``: the block keys ascending and the index row each block starts at."""
-        if self._starts is None:
-            keys = sorted(self.blocks)
-            starts, row = [], 0
-            for k in keys:
-                starts.append(row)
-                row += self.blocks[k].n
-            self._starts = (keys, starts)
-        return self._starts
-
-    def _block_rows(self, key) -> range:
-        """The index rows of block ``key``."""
-        keys, starts = self._first_rows()
-        start = starts[bisect_left(keys, key)]
-        return range(start, start + self.blocks[key].n)
-
-    def _block_data(self, rows) -> tuple:
-        """``(ids, codes, norm codes or None)`` of index rows (ascending) for a block record."""
-        enc = self.index.encoded(rows)
-        norms = enc.norm_codes_bytes() if self.flat and self.config.metric == "dot" else None
-        return self.index.ids_at(rows), enc.codes_bytes(), norms
-
     # -- ids ------------------------------------------------------------------
-    def _check_ids(self, ids, n) -> list:
+    def _check_ids(self, ids, n, stored, last) -> list:
+        """The ids of ``n`` new rows (automatic when None), checked against the stored ones.
+
+        ``stored`` (see :meth:`plan_add`) names the new ids already stored;
+        with one id of ``last``, the last block record (the store's id kind), they make a small
+        :class:`IdMap` that answers every check as the whole store would
+        (same errors, same order).
+        """
         if ids is None:
             return list(range(self.next_auto, self.next_auto + n))
         ids = list(ids)
@@ -391,17 +382,29 @@ class BrowserStore:
                 raise InvalidInputError(f"id at batch position {pos} must be an int or a str, got {i!r}")
             if isinstance(i, int) and abs(i) > MAX_SAFE_INT:
                 raise InvalidInputError(f"int id {i} at batch position {pos} is not a safe JS integer")
-        return self.index.check_new_ids(ids, n)
+        known = list(_from_js(stored.present(ids))) if stored is not None and ids else []
+        if last is not None:
+            known += list(self._record_parts(last)[1][:1])
+        seen = IdMap()
+        seen.append(sorted(set(known), key=lambda i: (isinstance(i, str), i)) if known else [])
+        return seen.check_new(ids, n)
 
     # -- write plans -----------------------------------------------------------
     def _plan(self, kind, puts, deletes, apply, next_auto) -> dict:
         self._token += 1
         self._pending[self._token] = apply
-        return {"token": self._token, "kind": kind, "puts": [rec for _, rec, _ in puts],
+        return {"token": self._token, "kind": kind, "puts": puts,
                 "deletes": list(deletes), "nextAuto": next_auto}
 
-    def plan_add(self, vectors, n: int, ids=None) -> dict:
+    def plan_add(self, vectors, n: int, ids=None, stored=None) -> dict:
         """Validate and encode ``n`` float32 rows (raw LE bytes); plan their write.
+
+        ``stored`` is the worker's view of the stored rows (None: the store
+        is empty), an object with
+
+        - ``last()``: the last block record ``{key, block, ids}`` (as stored)
+          or None; new rows fill it up to :data:`BLOCK_ROWS`, then new blocks;
+        - ``present(ids)``: those of ``ids`` that are stored (any order).
 
         A two-stage store also prepares each row's int8 rescoring row (same
         bytes as a desktop int8 VectorFile). Raises DimensionError,
@@ -412,13 +415,14 @@ class BrowserStore:
         d = self.config.input_dim
         if len(raw) != 4 * d * n:
             raise InvalidInputError(f"{len(raw)} bytes of float32 for {n} vectors of dimension {d}")
-        ids = self._check_ids(ids, n)
+        last = _from_js(stored.last()) if stored is not None else None
+        ids = self._check_ids(ids, n, stored, last)
         enc = self.codec.encode(raw) if n else EncodedBatch.from_bytes(
             self.config, b"", b"" if self.config.metric == "dot" and self.flat else None)
         vecs = self._int8.prepare_rows(raw) if self._int8 is not None and n else b""
-        return self._plan_encoded(enc, ids, "add", vecs)
+        return self._plan_encoded(enc, ids, "add", vecs, last)
 
-    def _plan_encoded(self, enc: EncodedBatch, ids: list, kind: str, vecs=None) -> dict:
+    def _plan_encoded(self, enc: EncodedBatch, ids: list, kind: str, vecs, last) -> dict:
         cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
         codes = enc.codes_bytes()
@@ -430,77 +434,69 @@ class BrowserStore:
         def part(data, width, a, b):
             return None if data is None or not width else data[a * width:b * width]
 
-        key = max(self.blocks) if self.blocks else -1
-        if key >= 0 and self.blocks[key].n < BLOCK_ROWS and n:
-            b = self.blocks[key]
-            take = min(BLOCK_ROWS - b.n, n)
-            old_ids, old_codes, old_norms = self._block_data(self._block_rows(key))
-            puts.append(_put(key, old_ids + ids[:take], old_codes + codes[:take * cb],
-                             None if norms is None else (old_norms or b"") + norms[:2 * take],
-                             None if not vb else b.vectors + vecs[:take * vb]))
-            pos = take
+        key = -1
+        if last is not None and n:
+            key, old_ids, old_codes, old_norms, old_vecs = self._record_parts(last)
+            if len(old_ids) < BLOCK_ROWS:
+                take = min(BLOCK_ROWS - len(old_ids), n)
+                puts.append(_put(key, list(old_ids) + ids[:take], old_codes + codes[:take * cb],
+                                 None if norms is None else (old_norms or b"") + norms[:2 * take],
+                                 None if not vb else old_vecs + vecs[:take * vb]))
+                pos = take
         while pos < n:
             key += 1
             take = min(BLOCK_ROWS, n - pos)
             puts.append(_put(key, ids[pos:pos + take], codes[pos * cb:(pos + take) * cb],
                              part(norms, 2, pos, pos + take), part(vecs, vb, pos, pos + take)))
             pos += take
+        next_auto = max([self.next_auto] + [i + 1 for i in ids if isinstance(i, int)])
 
         def apply():
-            if n:
-                self.index.add_encoded(enc, ids)
-            for k, _, b in puts:
-                self.blocks[k] = b
-            self._starts = None
-            self._bump_auto(ids)
-            self._row_map = None
+            self.next_auto = next_auto
+            self.reset()
             return ids
 
-        next_auto = max([self.next_auto] + [i + 1 for i in ids if isinstance(i, int)])
         return self._plan(kind, puts, [], apply, next_auto)
 
-    def plan_delete(self, ids) -> dict:
-        """Plan removing ``ids``; unknown ids raise KeyError (nothing planned)."""
+    def plan_delete(self, ids, stored=None) -> dict:
+        """Plan removing ``ids``; unknown ids raise KeyError (nothing planned).
+
+        ``stored.holding(ids)`` (the worker's view, see :meth:`plan_add`)
+        gives the records of the blocks that hold any of ``ids``; each is
+        rewritten without them, or deleted when nothing is left.
+        """
         ids = [int(i) if isinstance(i, float) and i.is_integer() else i for i in ids]
-        try:
-            rows = sorted(set(self.index.rows_of_ids(ids)))
-        except KeyError as e:
-            raise KeyError(str(e.args[0]).replace("in the index", "in the store")) from None
         drop = set(ids)
+        cb = self.config.code_bytes
         vb = self._int8.row_bytes if self._int8 is not None else 0
-        keys, starts = self._first_rows()
-        puts, deletes = [], []
-        lo = 0
-        while lo < len(rows):   # the dropped rows of one block at a time
-            b_at = bisect_right(starts, rows[lo]) - 1
-            key, start = keys[b_at], starts[b_at]
-            b = self.blocks[key]
-            hi = bisect_left(rows, start + b.n, lo)
-            gone = set(rows[lo:hi])
-            lo = hi
-            keep = [r for r in range(start, start + b.n) if r not in gone]
+        puts, deletes, found = [], [], set()
+        records = list(_from_js(stored.holding(ids))) if stored is not None and ids else []
+        for rec in sorted(records, key=lambda r: int(r["key"])):
+            key, bids, bcodes, bnorms, bvecs = self._record_parts(rec)
+            keep = [r for r, i in enumerate(bids) if i not in drop]
+            found.update(i for i in bids if i in drop)
+            if len(keep) == len(bids):
+                continue
             if not keep:
                 deletes.append(key)
                 continue
-            kept_ids, kept_codes, kept_norms = self._block_data(keep)
-            puts.append(_put(key, kept_ids, kept_codes, kept_norms,
-                             None if not vb else _rows_of(b.vectors, vb, [r - start for r in keep])))
+            puts.append(_put(key, [bids[r] for r in keep], _rows_of(bcodes, cb, keep),
+                             None if bnorms is None else _rows_of(bnorms, 2, keep),
+                             None if not vb else _rows_of(bvecs, vb, keep)))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise KeyError(f"id(s) not in the store: {missing[:5]}")
 
         def apply():
-            removed = self.index.remove(list(drop))
-            for k in deletes:
-                del self.blocks[k]
-            for k, _, b in puts:
-                self.blocks[k] = b
-            self._starts = None
-            self._row_map = None
-            return removed
+            self.reset()
+            return len(found)
 
         return self._plan("delete", puts, deletes, apply, self.next_auto)
 
-    def plan_import(self, data) -> dict:
+    def plan_import(self, data, stored=None) -> dict:
         """Plan adding every row of a sketch file (same config fingerprint).
 
+        ``stored``: as for :meth:`plan_add`.
         A sketch file holds codes, not vectors (sync pulls arrive this way).
         In a two-stage store its rows get the int8 row of their *decoded*
         code when the codec decodes into the input space (E8: the chosen
@@ -520,9 +516,10 @@ class BrowserStore:
         check = getattr(self.codec, "check_codes", None)   # codes the codec cannot have written
         if check is not None:                               # (E8 bytes >= 240) fail before the write
             check(enc)
-        ids = self._check_ids(sf.ids, len(enc))
+        last = _from_js(stored.last()) if stored is not None else None
+        ids = self._check_ids(sf.ids, len(enc), stored, last)
         vecs = self._import_rows(enc) if self._int8 is not None else None
-        return self._plan_encoded(enc, ids, "import", vecs)
+        return self._plan_encoded(enc, ids, "import", vecs, last)
 
     def _import_rows(self, enc: EncodedBatch) -> bytes:
         """int8 rows for imported codes: of the decoded codes, or zeros (see :meth:`plan_import`)."""
@@ -544,7 +541,8 @@ class BrowserStore:
         return self._int8.prepare_rows(raw)
 
     def commit(self, token: int):
-        """The plan's transaction committed: update memory. Returns the plan's result."""
+        """The plan's transaction committed: drop the read cache (the worker applies the plan
+        to its rows). Returns the plan's result."""
         return self._pending.pop(int(token))()
 
     def abort(self, token: int) -> None:
@@ -616,9 +614,11 @@ class BrowserStore:
         return plan
 
     def rank(self, rows, k: int) -> dict:
-        """Second step: exact top ``k`` among the candidate ``rows`` the JS scan kept.
+        """Second step on a loaded store: exact top ``k`` among the candidate ``rows`` the JS scan kept.
 
-        ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
+        (The worker ranks the candidates' codes instead, :meth:`rank_codes`,
+        so it never loads the rows for a search; this is the reference the
+        tests hold that to.) ``rows`` is the bytes of ascending uint32 LE row numbers (FlatIndex
         row order). Returns ``{ids, scores, rankPyMs}`` (scores: float32 LE
         bytes; rankPyMs: time spent here), equal to a full :meth:`search` of
         the query given to :meth:`prefilter`.
@@ -689,18 +689,6 @@ class BrowserStore:
                 "nbits": self.config.n_bits, "codeBytes": self.config.code_bytes,
                 "sketchMs": (time.perf_counter() - t0) * 1000.0}
 
-    def ids_of_rows(self, rows) -> list:
-        """The ids of row numbers (uint32 LE bytes or a list), in that order."""
-        if isinstance(rows, (list, tuple)):
-            cand = [int(r) for r in rows]
-        else:
-            cand = bytes_array("I", as_bytes(rows))
-        n = len(self.index)
-        bad = [r for r in cand if not 0 <= r < n]
-        if bad:
-            raise InvalidInputError(f"row numbers {bad[:5]} outside 0..{n - 1}")
-        return list(self.index.ids_at(list(cand)))
-
     # -- two-stage rescoring (int8 rows, rescored in JS) -------------------------------
     def rescore_query(self, query) -> bytes:
         """The rescoring query (normalized for cosine) as float32 LE bytes."""
@@ -708,30 +696,6 @@ class BrowserStore:
             raise InvalidInputError("this store keeps no vectors for rescoring: open it with "
                                     "vectors: 'int8' when creating it")
         return self._int8.query_bytes(as_bytes(query))
-
-    def rows_of_ids(self, ids) -> bytes:
-        """Row numbers (uint32 LE bytes) of stored ids, in that order."""
-        if self._row_map is None:
-            self._row_map = {i: r for r, i in enumerate(self.index.ids)}
-        rm = self._row_map
-        try:
-            out = array("I", [rm[i] for i in ids])
-        except KeyError as e:
-            raise KeyError(f"id {e.args[0]!r} is not in the store") from None
-        if sys.byteorder != "little":
-            out.byteswap()
-        return out.tobytes()
-
-    def scan_data(self) -> dict:
-        """What the JS scans read: codes (row-major bytes, index row order),
-        norm codes (u16 LE bytes, Clark Hash dot mode, else None), int8
-        rescoring rows (bytes or None) and the row count."""
-        enc = self.index.encoded()
-        vecs = None
-        if self._int8 is not None:
-            vecs = b"".join(self.blocks[k].vectors for k in sorted(self.blocks))
-        return {"codes": enc.codes_bytes(), "normCodes": enc.norm_codes_bytes() if self.flat else None,
-                "vectors": vecs, "count": len(self.index)}
 
     def decoded_norms(self) -> bytes:
         """The 65,536 decoded norms of this config's range as float64 LE bytes (dot mode)."""
@@ -755,26 +719,12 @@ class BrowserStore:
                                     enc.norm_codes_bytes() if self.flat else None,
                                     self.index.ids or None)
 
-    def stats(self) -> dict:
-        """Counts and the payload bytes of every IndexedDB record of this store.
+    def stats_of_blocks(self, sizes, without: int, vector_bytes: int) -> dict:
+        """Counts and the payload bytes of every IndexedDB record of this store, from the
+        block records' sizes (the worker's rows, static/worker.js ``rowStats``).
 
         ``sketchRecordBytes`` counts codes, norm codes, ids and the meta
         record; ``vectorRecordBytes`` the int8 rescoring rows (0 without).
-        """
-        vb = self._int8.row_bytes if self._int8 is not None else 0
-        without = 0
-        if vb:
-            for b in self.blocks.values():
-                without += sum(1 for r in range(b.n) if b.vectors[r * vb:r * vb + 4] == b"\0\0\0\0")
-        sizes = [(b.n, b.norm_bytes, b.id_bytes) for b in self.blocks.values()]
-        vec_payload = sum(len(b.vectors) for b in self.blocks.values() if b.vectors)
-        return self.stats_of_blocks(sizes, without, vec_payload)
-
-    def stats_of_blocks(self, sizes, without: int, vector_bytes: int) -> dict:
-        """:meth:`stats` of block records described by the caller.
-
-        The worker answers ``stats()`` this way while Python has not loaded the
-        rows (static/worker.js, ``rowStats``), from the rows read at open.
 
         Parameters
         ----------
@@ -807,10 +757,12 @@ class BrowserStore:
                 "recordBytesPerNote": ((payload + vec_payload) / n) if n else None}
 
 
-def open_store(config_bytes, backend, records, next_auto=0, vectors=None) -> tuple:
-    """A loaded :class:`BrowserStore` and the milliseconds spent loading it."""
+def open_store(config_bytes, backend, records=None, next_auto=0, vectors=None) -> tuple:
+    """A :class:`BrowserStore` and the milliseconds spent loading ``records`` into its
+    read cache (None: nothing loaded, as the worker opens stores)."""
     store = BrowserStore(config_bytes, backend, vectors)
-    return store, store.load(records or [], next_auto)
+    store.next_auto = int(next_auto or 0)
+    return store, store.load(records, next_auto) if records is not None else 0.0
 
 
 def encode_raw(config_fields, backend: str, vectors, n: int, spec=None, config_bytes=None) -> dict:

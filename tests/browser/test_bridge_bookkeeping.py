@@ -1,11 +1,12 @@
-"""BrowserStore bookkeeping (blocks keep row counts, the index keeps codes and ids)
-against a plain model of the store, on the desktop (no browser).
+"""BrowserStore write plans against a plain model of the store, on the desktop (no browser).
 
 Random adds (automatic, int and str ids), deletes of ids in any block and
-sketch-file imports are planned, replayed into a dict standing in for
-IndexedDB and committed; after every step the records, the store's codes,
-export, stats and a reload must agree with the model (a list of (id, code,
-norm code) rows in insertion order), and bad ids must fail as before.
+sketch-file imports are planned from the stored view (the records, as the
+worker's StoredRows answers), replayed into a dict standing in for IndexedDB
+and committed; after every step the records and a reload (codes, export,
+search) must agree with the model (a list of (id, code, norm code) rows in
+insertion order), the store must keep no copy of the rows, and bad ids must
+fail as before.
 """
 
 from __future__ import annotations
@@ -59,13 +60,16 @@ def check(store, db, model, cfg, backend):
     assert all(0 < r["block"]["n"] <= bb.BLOCK_ROWS for r in db.records.values())
     for r in db.records.values():   # each record in its compact form
         assert r["ids"] == bb._ids_record(bb._ids_from_record(r["ids"]))
-    got = store.codes()
-    assert got["ids"] == ids and got["codes"] == codes
-    st = store.stats()
+    assert not store.loaded and len(store.index) == 0   # plans never load the rows
+    sizes = [(r["block"]["n"], len(r["block"]["norms"] or b""), bb._ids_record_bytes(r["ids"]))
+             for r in db.records.values()]
+    st = store.stats_of_blocks(sizes, 0, 0)
     assert st["count"] == len(model) and st["blocks"] == len(db.records)
     assert st["sketchRecordBytes"] == db.record_bytes(cfg)
     again, _ = bb.open_store(cfg.to_bytes(), backend, list(db.records.values()), db.next_auto)
-    assert again.codes() == got and again.export() == store.export() and again.stats() == st
+    got = again.codes()
+    assert got["ids"] == ids and got["codes"] == codes and (got["normCodes"] or b"") == norms
+    assert again.export() == sketch_file.to_bytes(cfg, codes, got["normCodes"], ids or None)
     assert again.next_auto == store.next_auto
     return again
 
@@ -90,7 +94,7 @@ def test_random_writes_agree_with_a_model(backend, cfg, id_kind):
                 ids = [i for i in pool if i not in used][:n]
             else:
                 ids = [f"n{step}-{j}" for j in range(n)]
-            plan = store.plan_add(v.tobytes(), n, ids)
+            plan = store.plan_add(v.tobytes(), n, ids, db)
             db.apply(plan)
             got = store.commit(plan["token"])
             enc = ref.encode(v)
@@ -102,7 +106,7 @@ def test_random_writes_agree_with_a_model(backend, cfg, id_kind):
         elif op == 2:                                 # delete ids of any blocks
             pick = rng.choice(len(model), size=min(len(model), int(rng.integers(1, 1200))), replace=False)
             drop = [model[p][0] for p in pick]
-            plan = store.plan_delete(drop)
+            plan = store.plan_delete(drop, db)
             db.apply(plan)
             assert store.commit(plan["token"]) == len(drop)
             gone = set(drop)
@@ -113,7 +117,7 @@ def test_random_writes_agree_with_a_model(backend, cfg, id_kind):
             ids = [f"i{step}-{j}" for j in range(n)] if id_kind == "str" else \
                 [max(used) + 7 + 3 * j for j in range(n)]
             data = sketch_file.to_bytes(cfg, enc.codes_bytes(), enc.norm_codes_bytes(), ids)
-            plan = store.plan_import(data)
+            plan = store.plan_import(data, db)
             db.apply(plan)
             got = store.commit(plan["token"])
             nb = enc.norm_codes_bytes() or b""
@@ -122,19 +126,19 @@ def test_random_writes_agree_with_a_model(backend, cfg, id_kind):
                       for r, i in enumerate(got)]
             used.update(got)
         store = check(store, db, model, cfg, backend) if step % 5 == 4 else store
-        check_errors(store, model, cfg)
+        check_errors(store, db, model, cfg)
     check(store, db, model, cfg, backend)
 
 
-def check_errors(store, model, cfg):
+def check_errors(store, db, model, cfg):
     """Duplicate and unknown ids fail before anything is planned."""
     one = vecs(1, np.random.default_rng(0), cfg.input_dim).tobytes()
     if model:
         with pytest.raises(DuplicateIdError):
-            store.plan_add(one, 1, [model[len(model) // 2][0]])
+            store.plan_add(one, 1, [model[len(model) // 2][0]], db)
         bad = "nope" if isinstance(model[0][0], int) else 10**9 + 5
         with pytest.raises(KeyError, match="not in the store"):
-            store.plan_delete([model[0][0], bad])
+            store.plan_delete([model[0][0], bad], db)
     assert not store._pending
 
 
@@ -143,32 +147,31 @@ def test_automatic_ids_continue_after_deletes_and_reloads(backend):
     store, db = bb.BrowserStore(CH.to_bytes(), backend), FakeDB()
     rng = np.random.default_rng(5)
     for n in (1500, 10):
-        plan = store.plan_add(vecs(n, rng, 16).tobytes(), n)
+        plan = store.plan_add(vecs(n, rng, 16).tobytes(), n, None, db)
         db.apply(plan)
         store.commit(plan["token"])
-    plan = store.plan_delete(list(range(1500, 1510)) + [3, 1100])   # the largest ids, and two more
+    plan = store.plan_delete(list(range(1500, 1510)) + [3, 1100], db)   # the largest ids, and two more
     db.apply(plan)
     store.commit(plan["token"])
     again, _ = bb.open_store(CH.to_bytes(), backend, list(db.records.values()), db.next_auto)
     for s in (store, again):
-        plan = s.plan_add(vecs(2, rng, 16).tobytes(), 2)
+        plan = s.plan_add(vecs(2, rng, 16).tobytes(), 2, None, db)
         assert s.commit(plan["token"]) == [1510, 1511]
 
 
 def test_load_keeps_no_copy_of_codes_or_ids_per_block():
-    """The blocks remember sizes only; range ids stay one int64 array in the index."""
+    """The read cache keeps range ids as one int64 array; a bad record leaves it empty."""
     from array import array
 
     store, db = bb.BrowserStore(E8.to_bytes(), "python"), FakeDB()
-    plan = store.plan_add(vecs(3000, np.random.default_rng(1), 16).tobytes(), 3000)
+    plan = store.plan_add(vecs(3000, np.random.default_rng(1), 16).tobytes(), 3000, None, db)
     db.apply(plan)
     store.commit(plan["token"])
     again, _ = bb.open_store(E8.to_bytes(), "python", list(db.records.values()), db.next_auto)
     assert isinstance(again.index._ids._store.arr, array) and len(again.index._ids._store.arr) == 3000
-    assert all(set(b.__slots__) == {"n", "norm_bytes", "id_bytes", "vectors"} for b in again.blocks.values())
     bad = [dict(r) for r in db.records.values()]
     bad[2] = dict(bad[2], ids={"kind": "range", "start": 5, "n": bad[2]["block"]["n"]})  # repeats ids of block 0
     fresh = bb.BrowserStore(E8.to_bytes(), "python")
     with pytest.raises(DuplicateIdError):
         fresh.load(bad)
-    assert len(fresh.index) == 0 and not fresh.blocks
+    assert len(fresh.index) == 0 and not fresh.loaded

@@ -69,6 +69,10 @@ def test_browser_bench_million_mode_runs_small_and_is_exact(tmp_path):
     assert res["scan_breakdown_one_query"]["mode"] == "js-table-scan"
     assert res["scan_breakdown_one_query"]["ids"] == "js"      # searched without Python's copy
     assert res["open_ms"] > 0 and res["top10_all"]["p90_ms"] >= res["top10_all"]["median_ms"] > 0
-    assert set(res["meets"]) == {"top10_ms", "open_ms", "extra_tab_memory", "exact"}
+    assert set(res["meets"]) == {"top10_ms", "open_ms", "extra_tab_memory", "extra_tab_memory_after_write_and_search",
+                                 "exact"}
+    assert res["meets"]["exact"] is True   # also the search after the write
+    assert res["after_first_write"]["search_after_write_same_ids_and_score_bits_as_native"] is True
+    assert res["after_growing_write"]["count"] == 3000 + 1 + bench_million.GROW_ROWS
     assert res["memory"]["per_process_after"], "no renderer process measured"
     assert res["after_first_write"]["first_write_ms"] > 0

@@ -220,13 +220,15 @@ def test_js_byte_tables_match_python(runtime_page, base_url):
 
 def test_bridge_prefilter_and_rank_errors():
     """Small stores (and k >= n) are searched directly; rank() without a planned query fails clearly."""
-    from clark_hash_web.browser.bridge import BrowserStore
+    from clark_hash_web.browser.bridge import BrowserStore, open_store
     from clark_hash_web.errors import InvalidInputError
 
     cfg = ClarkHashConfig(input_dim=D, sketch_dim=48, bits=4)
     store = BrowserStore(cfg.to_bytes(), "python")
     rows = np.random.default_rng(9).standard_normal((30, D)).astype(np.float32)
-    store.commit(store.plan_add(rows.tobytes(), len(rows))["token"])
+    plan = store.plan_add(rows.tobytes(), len(rows))
+    store.commit(plan["token"])
+    store, _ = open_store(cfg.to_bytes(), "python", plan["puts"], plan["nextAuto"])   # the read cache
     q = rows[3].tobytes()
     want_ids, want_scores = store.index.search(rows[3], 5)
     direct = store.prefilter(q, 5, 30)

@@ -1,10 +1,12 @@
 """Opening a stored store: the packed read path (idb.readRows) and the JS-only search.
 
-A reopened binary or E8 store is searched from the codes read at open, and
-its ids come from the blocks' id records (range / int / str) without Python
-loading its copy; Python loads at the first write. These tests pin, for
-every codec kind, that a reopened store finds exactly what the desktop
-finds (ids and score bits), before and after deletes and writes, that
+A reopened store is searched from the codes read at open, and its ids come
+from the blocks' id records (range / int / str) without Python loading its
+copy, also after writes (the worker applies each committed plan to its rows,
+static/stored-rows.js). These tests pin, for every codec kind, that a
+reopened store finds exactly what the desktop finds (ids and score bits),
+before and after deletes and writes, that stats() from the rows equal the
+records' sizes, that
 records of any block size and id kind (as any runtime wrote them) open, and
 that the word-at-a-time table scan equals the byte-at-a-time one bit for bit.
 """
@@ -63,13 +65,14 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop, pyRowsCode}) => {
     return out;
   };
   const reopen = async () => { await s.close(); s = await CH.ClarkHashStore.open({name, runtime: rt}); };
-  // stats() answered from the rows read at open (Python not loaded), then by Python's copy
+  // stats() answered from the rows (Python not loaded); codes() loads Python's copy
   const pyRows = () => rt.call("runPython", {code: pyRowsCode});
   const statsTwice = async () => {
     const fromRows = await s.stats();
     const loadedAfterStats = await pyRows();
-    await rt.call("codes", {handle: s.handle});   // Python loads its copy
-    return {fromRows, loadedAfterStats, fromPython: await s.stats(), loadedAfterCodes: await pyRows()};
+    const codes = await rt.call("codes", {handle: s.handle});   // Python loads its copy
+    return {fromRows, loadedAfterStats, loadedAfterCodes: await pyRows(), codesIds: codes.ids,
+            again: await s.stats()};
   };
   await reopen();
   const stats = await statsTwice();
@@ -77,16 +80,20 @@ async ({name, codec, rows, batches, ids, queries, nq, k, drop, pyRowsCode}) => {
   const count = await s.count();
   const firstIds = await s.ids();       // from the id records, before Python loads
   const first = await searchAll();
-  await s.delete(drop);                 // Python loads its copy here
+  await s.delete(drop);                 // planned from the worker's rows: Python loads nothing
+  const loadedAfterDelete = await pyRows();
+  const idsAfterDelete = await s.ids();
+  const statsAfterDelete = await s.stats();
   const afterDelete = await searchAll();
   await reopen();
   const reopened = await searchAll();
   const reopenedIds = await s.ids();
-  const statsAfterDelete = await statsTwice();
+  const statsReopened = await statsTwice();
   await s.close();
   await CH.ClarkHashStore.destroy(name, rt);
   await rt.call("setPrefilterMinRows", {rows: 2000});
-  return {count, firstIds, first, afterDelete, reopened, reopenedIds, stats, statsAfterDelete};
+  return {count, firstIds, first, loadedAfterDelete, idsAfterDelete, afterDelete, reopened, reopenedIds,
+          stats, statsAfterDelete, statsReopened};
 }
 """
 
@@ -159,16 +166,33 @@ def test_reopened_store_finds_what_the_desktop_finds(runtime_page, spec, id_kind
     same(got["first"], want, f"{spec} {backend} reopened")
     same(got["afterDelete"], want_after, f"{spec} {backend} after delete")
     same(got["reopened"], want_after, f"{spec} {backend} reopened after delete")
-    assert got["reopenedIds"] == ids_after
-    for key, count in (("stats", N), ("statsAfterDelete", N - len(drop))):
+    assert got["reopenedIds"] == ids_after == got["idsAfterDelete"]
+    assert got["loadedAfterDelete"] == 0   # the write never loaded Python's copy of the rows
+    blocks = [ids[a:a + n] for a, n in zip((0, 1024, 2048), (1024, 1024, 953))]
+    gone = set(drop)
+    for key, count, kept in (("stats", N, blocks), ("statsReopened", N - len(drop),
+                                                    [[i for i in b if i not in gone] for b in blocks])):
         st = got[key]
         assert st["loadedAfterStats"] == 0 and st["loadedAfterCodes"] == count, key
-        assert st["fromRows"] == st["fromPython"], key
-        assert st["fromRows"]["count"] == count and st["fromRows"]["blocks"] == 3
-    # searched without Python's copy of the rows after each open, with it after the write
+        assert st["codesIds"] == (ids if count == N else ids_after), key
+        want = record_stats(config, kept, backend)
+        assert st["fromRows"] == st["again"] and {f: st["fromRows"][f] for f in want} == want, key
+    assert got["statsAfterDelete"] == got["statsReopened"]["fromRows"]   # the applied plan == a reopen
+    # the rows are named in JS after each open and after the write
     assert {g["by"] for g in got["first"]} == {"js"}
-    assert {g["by"] for g in got["afterDelete"]} == {"python"}
+    assert {g["by"] for g in got["afterDelete"]} == {"js"}
     assert {g["by"] for g in got["reopened"]} == {"js"}
+
+
+def record_stats(config, blocks, backend):
+    """stats() of block records holding these ids (BrowserStore.stats_of_blocks of their sizes)."""
+    from clark_hash_web.browser import bridge as bb
+
+    dot = registry.kind_of(config).name == "clark-hash" and config.metric == "dot"
+    sizes = [(len(b), 2 * len(b) if dot else 0, bb._ids_record_bytes(bb._ids_record(b))) for b in blocks]
+    st = bb.BrowserStore(config.to_bytes(), "python").stats_of_blocks(sizes, 0, 0)
+    st["backend"] = backend
+    return st
 
 
 WRITE_RAW_JS = """async ({name, configBytes, fingerprint, codes, blocks, nextAuto}) => {
