@@ -222,6 +222,7 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     x[103], x[104] = near, -near
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_VALUES", 8 * 4 * 7)   # 7 rows a chunk
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_COLUMNS", 13)          # 16-block steps
+    monkeypatch.setattr(learned_e8_stages_fast, "PREP_ROWS", 3)               # 3-row input steps
     a, b = LearnedE8(cfg, "numpy"), LearnedE8(cfg, "python")
     fast = a.encode(x).codes
     assert fast.tobytes() == a._encode_numpy_reference(x).tobytes()
