@@ -274,13 +274,18 @@ def test_doubted_columns_equal_the_float64_rule(width):
         "-0x1.602872af3a15ep-142", "-0x1.1616680d5031fp-140", "-0x1.c3a46bd4a4ce1p-142",
         "-0x1.ff5c962091393p-142", "-0x1.724aaf36cf93bp-144", "0x1.dd6cc13f695eap-141",
         "-0x1.3d0ef16e990a4p-141", "0x1.93472fac1cfbdp-146")]
+    up = np.nextafter(0.25, 1.0)                            # float32 rounds it to 0.25
+    x[16] = [0.0625, -0.25, 0.03125, -up, 0.046875, 0.0234375, 0.015625, 0.0078125]  # top two
+    x[17] = [0.0625, -0.25, 0.03125, -up, 0.046875, 0.0234375, 0.5, 0.0078125]  # 2nd and 3rd
     cols = np.zeros((8, 3 * len(x)))
     cols[:, ::3] = x.T
     view = cols[:, ::3]                                     # strided rows
     want = encode_columns(np.ascontiguousarray(x.T))
     assert want[10] < 128 <= want[11] and want[12] >= 128
+    assert min(want[16], want[17]) >= 128                   # integer roots
     with np.errstate(over="ignore", invalid="ignore"):      # float32 alone gets these wrong
-        assert encode_columns(np.ascontiguousarray(x.T.astype(np.float32)))[[11, 12]].max() < 128
+        f32 = encode_columns(np.ascontiguousarray(x.T.astype(np.float32)))
+    assert f32[[11, 12]].max() < 128 and f32[16] == want[16] and f32[17] != want[17]
     out = np.full(len(x), 255, dtype=np.uint8)
     got = DoubtedColumns(width)(view, out)
     assert got is out and out.tobytes() == want.tobytes()

@@ -117,11 +117,12 @@ class DoubtedColumns:
     does not clear (about 1 in 30,000 on the learned head's SOTU residuals;
     exact ties and zeros always).
 
-    The test: rounding to float32 is monotone, so the indices ``i``, ``j``,
-    ``m`` agree when the largest, the second largest and the smallest
-    magnitude are each unique in float32 (their flag bytes have one bit, and
-    are the masks used), and the signs agree when the smallest magnitude is
-    not 0. Then the float32 ``s1 - s2`` is within ``48 u max|y|``
+    The test: rounding to float32 is monotone, so the pair ``{i, j}`` agrees
+    when exactly two float32 magnitudes are ``>=`` the second largest (the
+    integer root and ``s1`` depend on the pair, not on its order), ``m``
+    agrees when the smallest magnitude is unique in float32 (then these flag
+    bytes are the masks used), and the signs agree when the smallest
+    magnitude is not 0. Then the float32 ``s1 - s2`` is within ``48 u max|y|``
     (``u = 2**-24``) of the float64 one, whatever the float32 summation order:
     ``s1 = a_i + a_j`` (2 magnitudes rounded, 1 sum: ``4 u max``);
     ``s2 = S / 2 - a_m`` (``- a_m`` only when flipped) with ``S`` the sum of
@@ -151,6 +152,7 @@ class DoubtedColumns:
         self.negbits = np.empty(w.width // 8, dtype="<u8")
         self.unsure = np.empty(w.width, dtype=np.bool_)
         self.more = np.empty(w.width, dtype=np.bool_)
+        self.idx16 = np.empty(w.width, dtype=np.uint16)
 
     def __call__(self, cols, out):
         """(8, B) float64 columns (rows may be strided views) -> ``out``, (B,) uint8."""
@@ -198,19 +200,18 @@ class DoubtedColumns:
         np.maximum(mx2, lo[0], out=mx2)
         np.maximum(mx2, lo[1], out=mx2)
         a.min(axis=0, out=mn)
-        np.equal(a, mx, out=flag)
-        bit_i = _flags(w, flag, w.f[0])
-        np.equal(a, mx2, out=flag)               # == the largest's flags when repeated
-        bit_j = _flags(w, flag, w.f[1])
+        np.greater_equal(a, mx2, out=flag)
+        pair = _flags(w, flag, w.f[0])           # i and j, as a set: the two largest
         np.equal(a, mn, out=flag)
         bit_m = _flags(w, flag, w.f[2])
-        # the doubt test: a repeated largest, second largest or smallest magnitude, ...
-        unsure, more, tmp = self.unsure[:bp], self.more[:bp], w.m[4][:bp]
-        np.bitwise_and(bit_j, np.subtract(bit_j, np.uint8(1), out=tmp), out=tmp)
-        np.not_equal(tmp, 0, out=unsure)
+        # the doubt test: not exactly two magnitudes >= the second largest, a repeated
+        # smallest one, ...
+        unsure, more, tmp, tmp2 = self.unsure[:bp], self.more[:bp], w.m[4][:bp], w.m[0][:bp]
+        rest = np.bitwise_and(pair, np.subtract(pair, np.uint8(1), out=tmp), out=tmp)
+        np.bitwise_and(rest, np.subtract(rest, np.uint8(1), out=tmp2), out=tmp2)
+        np.not_equal(tmp2, 0, out=unsure)        # more than two (never fewer: mx2 is one)
         np.bitwise_and(bit_m, np.subtract(bit_m, np.uint8(1), out=tmp), out=tmp)
-        np.not_equal(tmp, 0, out=more)
-        unsure |= more
+        unsure |= np.not_equal(tmp, 0, out=more)
         # ... a zero smallest one, a largest near float32 subnormals or sums near overflow
         unsure |= np.equal(mn, 0, out=more)
         unsure |= np.less(mx, np.float32(2.0 ** -100).view(np.int32), out=more)
@@ -239,10 +240,9 @@ class DoubtedColumns:
         # the codes: half ^ ((half ^ integer) & -(s1 > s2))
         half = np.bitwise_xor(negbits, flip, out=w.m[3][:bp])
         np.bitwise_and(half, np.uint8(0x7F), out=half)
-        pair = np.bitwise_or(bit_i, bit_j, out=w.m[0][:bp])
         neg = np.bitwise_and(negbits, pair, out=w.m[1][:bp])
-        idx = w.idx[:bp]
-        np.left_shift(neg, 8, out=idx, dtype=np.intp)
+        idx = self.idx16[:bp]
+        np.left_shift(neg, 8, out=idx, dtype=np.uint16)
         np.bitwise_or(idx, pair, out=idx)
         integer = w.table.take(idx)
         np.negative(gt, out=gt)
