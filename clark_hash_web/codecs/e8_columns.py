@@ -160,13 +160,15 @@ class DoubtedColumns:
 
         step = self.work.width
         n = cols.shape[1]
+        redo = []
         for s in range(0, n, step):
             e = min(n, s + step)
             with np.errstate(over="ignore", invalid="ignore"):     # doubted where it matters
                 unsure = self._float32_codes(cols[:, s:e], out[s:e])
-            redo = np.flatnonzero(unsure)
-            if len(redo):
-                out[s + redo] = encode_columns(np.ascontiguousarray(cols[:, s + redo]))
+            redo.append(np.flatnonzero(unsure) + s)
+        redo = np.concatenate(redo)
+        if len(redo):
+            out[redo] = encode_columns(np.ascontiguousarray(cols[:, redo]))
         return out
 
     def _float32_codes(self, cols, out):
