@@ -203,7 +203,7 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     the bytes of the step-by-step numpy reference and of pure Python: exact root ties,
     near-ties that float32 would decide the other way, residuals that become exactly zero
     or 2**-40, unsorted stage counts, rows of small integers (equal magnitudes), extreme row
-    scales, chunk boundaries."""
+    scales with subnormal entries, chunk boundaries."""
     from clark_hash_web.codecs import learned_e8_stages_fast
 
     cfg = _crafted_config()
@@ -220,6 +220,13 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     near[16:24] = [16, 12, 8, 6, 5, 4, 3, 2]           # distinct magnitudes
     near[32:35] = [21, 5, 2]                            # |x| = 32
     x[103], x[104] = near, -near
+    # the edges of valid row scales: float32 subnormal entries scaled up (exact), and
+    # entries that underflow in float32 once scaled down (rint gives 0 either way)
+    x[105] = x[105] / np.abs(x[105]).max() * np.float32(2.0 ** -59)
+    x[105, 5:9] = np.float32(2.0 ** -140) * np.array([1, -3, 5, -7], dtype=np.float32)
+    x[106] = x[106] / np.abs(x[106]).max() * np.float32(2.0 ** 59)
+    x[106, 3:6] = np.float32(2.0 ** -140) * np.array([1, -1, 3], dtype=np.float32)
+    x[107] = x[106] * np.float32(0.75)
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_VALUES", 8 * 4 * 7)   # 7 rows a chunk
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_COLUMNS", 13)          # 16-block steps
     monkeypatch.setattr(learned_e8_stages_fast, "PREP_ROWS", 3)               # 3-row input steps

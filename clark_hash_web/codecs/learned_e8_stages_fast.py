@@ -13,7 +13,10 @@ only the memory layout and the order of independent work differ:
 * ``n_i = rint(x_i 2**(15 - e))`` multiplies by an exact power of two instead
   of calling ``ldexp`` per element (same value: the product of a float32 by
   ``2**(15 - e)`` is 0 or a float64 of magnitude ``2**-195 .. 2**15``, never subnormal);
-  ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason;
+  ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason. The product
+  and ``rint`` run in float32: valid rows have ``2**-60 <= max|x| <= 2**60``,
+  so ``2**(15 - e)`` is a float32, products of magnitude ``>= 2**-126`` are
+  exact and smaller ones round to 0 under ``rint`` either way;
 * blocks are sorted by their number of stages (most first), so the blocks
   that still have a stage at level ``l`` are a prefix; level ``l`` of all of
   them is one call of the column-wise float64 E8 rule, and the residual
@@ -111,11 +114,12 @@ class StagedEncoderNumpy:
         norm = np.empty(m)
         for s in range(0, m, PREP_ROWS):
             xs, ns = x[s:s + PREP_ROWS], ints[s:s + PREP_ROWS]
-            mag = np.abs(xs, out=scratch[:len(xs) * x.shape[1]].reshape(xs.shape))
-            e = np.frexp(mag.max(axis=1))[1]
-            scale = np.ldexp(1.0, self._x_shift - e)               # exact powers of two
-            np.multiply(xs, scale[:, None], out=ns)                # exact
-            np.rint(ns, out=ns)
+            f32 = scratch[:len(xs) * x.shape[1]].reshape(xs.shape)
+            e = np.frexp(np.abs(xs, out=f32).max(axis=1))[1]
+            scale = np.ldexp(np.float32(1), self._x_shift - e)    # a float32 (valid rows)
+            np.multiply(xs, scale[:, None], out=f32)               # exact, or rint gives 0
+            np.rint(f32, out=f32)
+            np.copyto(ns, f32)
             np.einsum("ij,ij->i", ns, ns, out=norm[s:s + PREP_ROWS])
         np.sqrt(norm, out=norm)
         return np.multiply(norm, self._v_scale, out=norm)
