@@ -133,9 +133,9 @@ class DoubtedColumns:
     when ``|s1 - s2| > 2**-16 max = 256 u max`` in float32 (room for the
     test's own rounding); blocks with ``max < 2**-100`` (near float32
     subnormals) or ``max >= 2**124`` (sums up to ``8 max`` could overflow,
-    ``fl32(y)`` be infinite) are doubted too. ``S`` is summed as a tree, not in the E8
-    codec's sequential order: that can change a float32 code only where the
-    test doubts it, and doubted codes are never used.
+    ``fl32(y)`` be infinite) are doubted too. ``S`` is summed as a tree, not
+    in the E8 codec's sequential order: that can change a float32 code only
+    where the test doubts it, and doubted codes are never used.
 
     Parameters
     ----------

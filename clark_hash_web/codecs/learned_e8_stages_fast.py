@@ -11,12 +11,13 @@ only the memory layout and the order of independent work differ:
   ``2**53`` (``|n_i| <= 2**15``, ``|V_ij| <= 2**14``, ``d <= 65535``), so the
   summation order cannot change ``P``;
 * ``n_i = rint(x_i 2**(15 - e))`` multiplies by an exact power of two instead
-  of calling ``ldexp`` per element (same value: the product of a float32 by
-  ``2**(15 - e)`` is 0 or a float64 of magnitude ``2**-195 .. 2**15``, never subnormal);
-  ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason. The product
-  and ``rint`` run in float32: valid rows have ``2**-60 <= max|x| <= 2**60``,
-  so ``2**(15 - e)`` is a float32, products of magnitude ``>= 2**-126`` are
-  exact and smaller ones round to 0 under ``rint`` either way;
+  of calling ``ldexp`` per element, in float32: valid rows have
+  ``2**-60 <= max|x| <= 2**60``, so ``2**(15 - e)`` is a float32
+  (``2**-46 .. 2**74``), products of magnitude ``>= 2**-126`` are exact and
+  smaller ones round to 0 under ``rint`` either way; the integers are widened
+  to float64 once, ``PREP_ROWS`` rows at a time (still in cache for their
+  norms). ``fl(p / s) 2**-14 = fl(p / (s 2**14))``: ``s 2**14`` is exact and
+  nothing is subnormal;
 * blocks are sorted by their number of stages (most first), so the blocks
   that still have a stage at level ``l`` are a prefix; level ``l`` of all of
   them is one call of the column-wise float64 E8 rule, and the residual
@@ -38,7 +39,7 @@ from .e8_columns import DoubtedColumns
 
 CHUNK_VALUES = 1 << 20   # float64 rotated values per chunk of rows (8 MB)
 CHUNK_COLUMNS = 1 << 15  # blocks per step of the E8 rule (its int32 buffers: 1 MB)
-PREP_ROWS = 512          # rows per step of the integer inputs (measured ~25 % faster than all at once)
+PREP_ROWS = 512          # rows per step of the integer inputs (~25 % faster than all at once)
 
 
 class StagedEncoderNumpy:
