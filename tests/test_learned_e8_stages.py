@@ -203,7 +203,7 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     the bytes of the step-by-step numpy reference and of pure Python: exact root ties,
     near-ties that float32 would decide the other way, residuals that become exactly zero
     or 2**-40, unsorted stage counts, rows of small integers (equal magnitudes), extreme row
-    scales, chunk boundaries."""
+    scales with subnormal entries, chunk boundaries."""
     from clark_hash_web.codecs import learned_e8_stages_fast
 
     cfg = _crafted_config()
@@ -220,11 +220,22 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     near[16:24] = [16, 12, 8, 6, 5, 4, 3, 2]           # distinct magnitudes
     near[32:35] = [21, 5, 2]                            # |x| = 32
     x[103], x[104] = near, -near
+    # the edges of valid row scales: float32 subnormal entries scaled up (exact), and
+    # entries that underflow in float32 once scaled down (rint gives 0 either way)
+    x[105] = x[105] / np.abs(x[105]).max() * np.float32(2.0 ** -59)
+    x[105, 5:9] = np.float32(2.0 ** -140) * np.array([1, -3, 5, -7], dtype=np.float32)
+    x[106] = x[106] / np.abs(x[106]).max() * np.float32(2.0 ** 59)
+    x[106, 3:6] = np.float32(2.0 ** -140) * np.array([1, -1, 3], dtype=np.float32)
+    x[107] = x[106] * np.float32(0.75)
     monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_VALUES", 8 * 4 * 7)   # 7 rows a chunk
+    monkeypatch.setattr(learned_e8_stages_fast, "CHUNK_COLUMNS", 13)          # 16-block steps
+    monkeypatch.setattr(learned_e8_stages_fast, "PREP_ROWS", 3)               # 3-row input steps
     a, b = LearnedE8(cfg, "numpy"), LearnedE8(cfg, "python")
     fast = a.encode(x).codes
     assert fast.tobytes() == a._encode_numpy_reference(x).tobytes()
     assert fast.tobytes() == b.encode(x.tolist()).codes_bytes()
+    for s, e in ((100, 101), (97, 104), (0, 1), (200, 223)):     # batches of 1 and odd sizes
+        assert a.encode(x[s:e]).codes.tobytes() == fast[s:e].tobytes()
     # block 3 (code columns 6..9): y = (3,3,1,1,1,1,1,1)/8 is an exact tie s1 = s2 (half
     # root 0), the residual (1/4, 1/4, 0, ..) takes root (1, 1, 0, ..) = 128, then the
     # residual is exactly 0 (half root 0), then -1/4 everywhere (half root 127)
@@ -238,3 +249,50 @@ def test_fast_encoder_equals_reference_and_python_on_ties_zero_residuals_and_chu
     # magnitudes, s1 = 7/8 + 2**-40 > s2 = 7/8 + 2**-41 only in float64 (integer root
     # (1, 1, 0, ..) = 128; float32: an exact tie, half root 4): only the margin check sees it
     assert fast[103, 4] == 128
+
+
+@pytest.mark.parametrize("width", [8, 24, 1 << 14])
+def test_doubted_columns_equal_the_float64_rule(width):
+    """DoubtedColumns (float32 rule in buffers, the float64 rule where the doubt test
+    fires) gives encode_columns' float64 bytes on columns full of exact ties, zeros and
+    -0.0, near-ties one float64 ulp apart (float32 sees ties), near-ties only float64
+    sees, magnitudes among float32 subnormals and beyond its range, strided rows and
+    widths that leave a partial step. Leaving out any doubt condition fails this test but
+    "smallest is 0", which is conservative (a lone float32 zero gives the same half root)."""
+    from clark_hash_web.codecs.e8_columns import DoubtedColumns, encode_columns
+
+    rng = np.random.default_rng(11)
+    small = np.array([0.0, -0.0, 0.125, -0.125, 0.375, -0.375, 0.25, -0.25, 0.5])
+    x = small[rng.integers(0, len(small), size=(6001, 8))]
+    x[3000:] = rng.standard_normal((3001, 8))
+    x[1000:2000] = np.nextafter(x[1000:2000], np.inf)
+    x[4000:5000] *= np.exp2(rng.integers(-160, 140, size=(1000, 1)))
+    tie = np.array([3, 3, 1, 1, 1, 1, 1, 1]) / 8.0          # s1 = s2 exactly: half root
+    x[10], x[11] = tie, tie
+    x[11, 0] += 2.0 ** -40                                  # s1 > s2 in float64 only
+    x[12] = [0.5 + 2.0 ** -40, 0.375, -0.25, 0.1875, 0.15625, 0.125, 0.09375, -0.0625]
+    x[13] = 0.0
+    # magnitudes among float32 subnormals: their roundings beat the 2**-16 max margin
+    x[14] = [float.fromhex(h) for h in (
+        "0x1.7b4b42d7dbf2dp-138", "0x1.475e1d9a41b13p-139", "0x1.523be81e02c70p-136",
+        "-0x1.07d62a530da7ap-136", "-0x1.1c70814750ec2p-135", "-0x1.54001b709b74dp-138",
+        "-0x1.573645e6dd21ep-136", "0x1.652e02c052b0ap-138")]
+    x[15] = [float.fromhex(h) for h in (
+        "-0x1.602872af3a15ep-142", "-0x1.1616680d5031fp-140", "-0x1.c3a46bd4a4ce1p-142",
+        "-0x1.ff5c962091393p-142", "-0x1.724aaf36cf93bp-144", "0x1.dd6cc13f695eap-141",
+        "-0x1.3d0ef16e990a4p-141", "0x1.93472fac1cfbdp-146")]
+    up = np.nextafter(0.25, 1.0)                            # float32 rounds it to 0.25
+    x[16] = [0.0625, -0.25, 0.03125, -up, 0.046875, 0.0234375, 0.015625, 0.0078125]  # top two
+    x[17] = [0.0625, -0.25, 0.03125, -up, 0.046875, 0.0234375, 0.5, 0.0078125]  # 2nd and 3rd
+    cols = np.zeros((8, 3 * len(x)))
+    cols[:, ::3] = x.T
+    view = cols[:, ::3]                                     # strided rows
+    want = encode_columns(np.ascontiguousarray(x.T))
+    assert want[10] < 128 <= want[11] and want[12] >= 128
+    assert min(want[16], want[17]) >= 128                   # integer roots
+    with np.errstate(over="ignore", invalid="ignore"):      # float32 alone gets these wrong
+        f32 = encode_columns(np.ascontiguousarray(x.T.astype(np.float32)))
+    assert f32[[11, 12]].max() < 128 and f32[16] == want[16] and f32[17] != want[17]
+    out = np.full(len(x), 255, dtype=np.uint8)
+    got = DoubtedColumns(width)(view, out)
+    assert got is out and out.tobytes() == want.tobytes()

@@ -11,28 +11,35 @@ only the memory layout and the order of independent work differ:
   ``2**53`` (``|n_i| <= 2**15``, ``|V_ij| <= 2**14``, ``d <= 65535``), so the
   summation order cannot change ``P``;
 * ``n_i = rint(x_i 2**(15 - e))`` multiplies by an exact power of two instead
-  of calling ``ldexp`` per element (same value: the product of a float32 by
-  ``2**(15 - e)`` is 0 or a float64 of magnitude ``2**-195 .. 2**15``, never subnormal);
-  ``fl(p / s) 2**-14 = fl(p / (s 2**14))`` for the same reason;
+  of calling ``ldexp`` per element, in float32: valid rows have
+  ``2**-60 <= max|x| <= 2**60``, so ``2**(15 - e)`` is a float32
+  (``2**-46 .. 2**74``), products of magnitude ``>= 2**-126`` are exact and
+  smaller ones round to 0 under ``rint`` either way; the integers are widened
+  to float64 once, ``PREP_ROWS`` rows at a time (still in cache for their
+  norms). ``fl(p / s) 2**-14 = fl(p / (s 2**14))``: ``s 2**14`` is exact and
+  nothing is subnormal;
 * blocks are sorted by their number of stages (most first), so the blocks
   that still have a stage at level ``l`` are a prefix; level ``l`` of all of
-  them is one call of the column-wise E8 rule (:func:`.e8_columns.encode_columns`),
-  and the residual update ``res_k - c root_k`` (float64) reads ``c root_k``
-  (an exact product) from a per-level table;
-* the E8 rule runs on the residuals rounded to float32 and says where that
-  provably gives the float64 rule's code (``doubt=True``: unique largest,
-  second largest and smallest magnitude, nonzero smallest, ``|s1 - s2|`` far
-  above the rounding); the few other blocks (about 1 in 10,000 on
-  anisotropic data; exact ties and zeros always) are coded again in float64;
-* rows go in chunks so the float64 working set stays a few MB.
+  them is one call of the column-wise float64 E8 rule, and the residual
+  update ``res_k - c root_k`` (float64) reads ``c root_k`` (an exact
+  product) from a per-level table;
+* that rule is :class:`.e8_columns.DoubtedColumns`: the float32 rule in
+  cache-sized steps of buffers made once per call, and the float64 rule only
+  where float32 could decide otherwise (near-ties, exact ties, zeros);
+* rows go in chunks of ``CHUNK_VALUES`` rotated values: large enough for the
+  BLAS call and to amortize the per-step calls (``2**20``, 5461 rows at 192
+  kept axes, measured a few % faster than ``2**18``); the E8 rule then walks
+  each level in steps of ``CHUNK_COLUMNS`` blocks.
 """
 
 from __future__ import annotations
 
 from .e8 import ROOTS
-from .e8_columns import encode_columns
+from .e8_columns import DoubtedColumns
 
-CHUNK_VALUES = 1 << 18   # float64 rotated values per chunk (2 MB; 2**16 and 2**19 measured slower)
+CHUNK_VALUES = 1 << 20   # float64 rotated values per chunk of rows (8 MB)
+CHUNK_COLUMNS = 1 << 15  # blocks per step of the E8 rule (its int32 buffers: 1 MB)
+PREP_ROWS = 512          # rows per step of the integer inputs (~25 % faster than all at once)
 
 
 class StagedEncoderNumpy:
@@ -87,38 +94,54 @@ class StagedEncoderNumpy:
         """(N, d) float32 rows (valid) -> (N, C) uint8 codes."""
         import numpy as np
 
+        rows = np.asarray(rows, dtype=np.float32)
         n = len(rows)
         out = np.empty((n, self.n_codes), dtype=np.uint8)
-        step = max(1, CHUNK_VALUES // (8 * self._nk))
+        step = max(1, min(n, CHUNK_VALUES // (8 * self._nk)))
+        # buffers for this call: integers, rotated values, the E8 rule's
+        work = (np.empty((step, rows.shape[1])), np.empty(8 * self._nk * step),
+                np.empty(min(PREP_ROWS, step) * rows.shape[1], dtype=np.float32),
+                DoubtedColumns(min(CHUNK_COLUMNS, step * self._nk)))
         for s in range(0, n, step):
-            out[s:s + step] = self._encode_chunk(rows[s:s + step])
+            out[s:s + step] = self._encode_chunk(rows[s:s + step], work)
         return out
 
-    def _encode_chunk(self, rows):
+    def _integers(self, x, ints, scratch):
+        """``n = rint(x 2**(15 - e))`` into ``ints`` and ``|n| 2**14``, ``PREP_ROWS`` rows
+        at a time (the float64 rows stay in cache until their norms are read)."""
         import numpy as np
 
-        x = np.asarray(rows, dtype=np.float32)
         m = len(x)
-        e = np.frexp(np.abs(x).max(axis=1))[1]
-        scale = np.ldexp(1.0, self._x_shift - e)                  # exact powers of two
-        n = np.multiply(x, scale[:, None], dtype=np.float64)      # exact
-        np.rint(n, out=n)
-        norm = np.sqrt(np.einsum("ij,ij->i", n, n)) * self._v_scale
-        res = self._rot_t @ n.T                                   # (K, m) exact integers
-        res /= norm
+        norm = np.empty(m)
+        for s in range(0, m, PREP_ROWS):
+            xs, ns = x[s:s + PREP_ROWS], ints[s:s + PREP_ROWS]
+            f32 = scratch[:len(xs) * x.shape[1]].reshape(xs.shape)
+            e = np.frexp(np.abs(xs, out=f32).max(axis=1))[1]
+            scale = np.ldexp(np.float32(1), self._x_shift - e)    # a float32 (valid rows)
+            np.multiply(xs, scale[:, None], out=f32)               # exact, or rint gives 0
+            np.rint(f32, out=f32)
+            np.copyto(ns, f32)
+            np.einsum("ij,ij->i", ns, ns, out=norm[s:s + PREP_ROWS])
+        np.sqrt(norm, out=norm)
+        return np.multiply(norm, self._v_scale, out=norm)
+
+    def _encode_chunk(self, x, work):
+        import numpy as np
+
+        ints, flat, scratch, rule = work
+        m = len(x)
+        n = ints[:m]
+        norm = self._integers(x, n, scratch)
+        res = np.matmul(self._rot_t, n.T, out=flat[:8 * self._nk * m].reshape(-1, m))
+        res /= norm                                               # (K, m): exact integers / norm
         np.subtract(res.reshape(8, self._nk, m), self._offset, out=res.reshape(8, self._nk, m))
         res = res.reshape(8, self._nk * m)      # row k: coordinate k, block-major, then rows
         codes = np.empty((self.n_codes, m), dtype=np.uint8)
         row = 0
         for nb, nu, table, base in self._levels:
             part = res[:, :nb * m]              # the blocks with a stage at this level (a view)
-            # float32 rule where it provably equals the float64 one, float64 rule elsewhere
-            c, unsure = encode_columns(part.astype(np.float32), doubt=True)
-            redo = np.flatnonzero(unsure)
-            if len(redo):
-                c[redo] = encode_columns(np.ascontiguousarray(part[:, redo]))
-            c = c.reshape(nb, m)
-            codes[row:row + nb] = c
+            c = codes[row:row + nb]
+            rule(part, c.reshape(-1))
             row += nb
             if nu:
                 idx = (c[:nu] + base).ravel()  # int64: block b reads table[:, b * 256 + code]
