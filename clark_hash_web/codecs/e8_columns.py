@@ -175,7 +175,7 @@ class DoubtedColumns:
         """The float32 rule's codes into ``out``; returns the doubt mask (a view)."""
         import numpy as np
 
-        from .e8_fast import _flags, _odd_mask
+        from .e8_fast import _flags, _largest_two_and_smallest, _odd_mask
 
         w = self.work
         b = cols.shape[1]
@@ -188,20 +188,7 @@ class DoubtedColumns:
         np.less(af, np.float32(0), out=flag)
         negbits = _flags(w, flag, self.negbits)
         np.bitwise_and(a, np.int32(0x7FFFFFFF), out=a)
-        # the largest and second largest magnitude (repeats counted): a tournament
-        hi, lo, t = w.hi[:, :bp], w.lo[:, :bp], w.t[:, :bp]
-        np.maximum(a[:4], a[4:], out=hi)
-        np.minimum(a[:4], a[4:], out=lo)
-        np.maximum(lo[:2], lo[2:], out=lo[:2])   # best loser of round 1
-        np.minimum(hi[:2], hi[2:], out=t)        # loser of round 2
-        np.maximum(lo[:2], t, out=lo[:2])
-        np.maximum(hi[:2], hi[2:], out=hi[:2])
-        mx, mx2, mn = (v[:bp] for v in w.v)
-        np.maximum(hi[0], hi[1], out=mx)
-        np.minimum(hi[0], hi[1], out=mx2)
-        np.maximum(mx2, lo[0], out=mx2)
-        np.maximum(mx2, lo[1], out=mx2)
-        a.min(axis=0, out=mn)
+        mx, mx2, mn = _largest_two_and_smallest(w, a, bp)
         np.greater_equal(a, mx2, out=flag)
         pair = _flags(w, flag, w.f[0])           # i and j, as a set: the two largest
         np.equal(a, mn, out=flag)

@@ -169,18 +169,11 @@ def encode_blocks(blocks):
     return BlockEncoder(min(CHUNK_BLOCKS, max(1, len(blocks))))(blocks)
 
 
-def _encode_chunk(w, blocks):
+def _largest_two_and_smallest(w, a, bp):
+    """Per column of ``a`` (8, bp) int32 magnitudes: the largest, the second largest
+    (repeats counted) and the smallest, as views into ``w``'s buffers (a tournament)."""
     import numpy as np
 
-    b = len(blocks)
-    bp = -(-b // 8) * 8                          # padded to whole uint64 words of flags
-    a, flag = w.a[:, :bp], w.b[:, :bp]
-    a[:, :b] = blocks.view(np.int32).T
-    if bp > b:                                   # zero blocks: encoded, then dropped
-        a[:, b:] = 0
-    np.bitwise_and(a, np.int32(0x7FFFFFFF), out=a)
-    negbits = _sign_bits(w, blocks, bp)
-    # the largest and second largest magnitude (repeats counted): a tournament
     hi, lo, t = w.hi[:, :bp], w.lo[:, :bp], w.t[:, :bp]
     np.maximum(a[:4], a[4:], out=hi)
     np.minimum(a[:4], a[4:], out=lo)
@@ -194,6 +187,21 @@ def _encode_chunk(w, blocks):
     np.maximum(mx2, lo[0], out=mx2)
     np.maximum(mx2, lo[1], out=mx2)
     a.min(axis=0, out=mn)
+    return mx, mx2, mn
+
+
+def _encode_chunk(w, blocks):
+    import numpy as np
+
+    b = len(blocks)
+    bp = -(-b // 8) * 8                          # padded to whole uint64 words of flags
+    a, flag = w.a[:, :bp], w.b[:, :bp]
+    a[:, :b] = blocks.view(np.int32).T
+    if bp > b:                                   # zero blocks: encoded, then dropped
+        a[:, b:] = 0
+    np.bitwise_and(a, np.int32(0x7FFFFFFF), out=a)
+    negbits = _sign_bits(w, blocks, bp)
+    mx, mx2, mn = _largest_two_and_smallest(w, a, bp)
     # i: first column holding mx; j: first other column holding mx2 (one-bit masks)
     np.equal(a, mx, out=flag)
     bit_i = _lowest_bit(_flags(w, flag, w.f[0]), w.m[0][:bp])
