@@ -253,10 +253,10 @@ def test_code_columns_round_trip_growth_and_keep(code_bytes, word_bytes):
 
 def test_smallest_uses_insertion_order_for_ties():
     v = np.array([3, 1, 2, 1, 0, 3, 1, 2], dtype=np.uint16)
-    assert bit_scan.smallest(v, 3, 3).tolist() == [4, 1, 3]
-    assert bit_scan.smallest(v, 5, 3).tolist() == [4, 1, 3, 6, 2]
-    assert bit_scan.smallest(v, 20, 3).tolist() == [4, 1, 3, 6, 2, 7, 0, 5]
-    assert bit_scan.smallest(v, 0, 3).tolist() == []
+    assert bit_scan.smallest(v, 3).tolist() == [4, 1, 3]
+    assert bit_scan.smallest(v, 5).tolist() == [4, 1, 3, 6, 2]
+    assert bit_scan.smallest(v, 20).tolist() == [4, 1, 3, 6, 2, 7, 0, 5]
+    assert bit_scan.smallest(v, 0).tolist() == []
 
 
 def test_top_scores_uses_the_total_order_of_float32():

@@ -201,10 +201,10 @@ class BinaryIndex(Index):
             import numpy as np
 
             if max_hamming is None:
-                order = bit_scan.smallest(dist, k, self.config.n_bits)
+                order = bit_scan.smallest(dist, k)
                 return order, dist[order].astype(np.int64)
             rows = np.flatnonzero(dist <= max_hamming)
-            order = rows[bit_scan.smallest(dist[rows], k, self.config.n_bits)]
+            order = rows[bit_scan.smallest(dist[rows], k)]
             return order, dist[order].astype(np.int64)
         rows = [r for r in range(n) if max_hamming is None or dist[r] <= max_hamming]
         order = sorted(rows, key=lambda r: (dist[r], r))[:k]

@@ -131,13 +131,12 @@ def at_most_kth(values, k: int, slack: int = 0):
     return cand, v, kth
 
 
-def smallest(values, k: int, max_value: int = None):
+def smallest(values, k: int):
     """Positions of the ``k`` smallest of non-negative ints ``values``, ties by position.
 
     Returns an int64 array ordered by ``(value, position)``. Only the rows
     below the ``k``-th value are sorted; rows equal to it are taken in
-    position order (so a cut through many ties costs no sort). ``max_value``
-    is accepted for compatibility and unused.
+    position order (so a cut through many ties costs no sort).
     """
     import numpy as np
 
