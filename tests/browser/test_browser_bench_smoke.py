@@ -18,17 +18,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_browser_bench_runs_and_finds_the_native_top10(tmp_path):
-    spec = importlib.util.spec_from_file_location("browser_bench", REPO / "benchmarks" / "browser_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = tmp_path / "bench.json"
-    # its own process: Playwright's sync API cannot start inside the session's browser fixture loop
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "browser_bench.py"), "--n", "2500",
-                           "--python-encode-n", "40", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=REPO)
+def _load(name):
+    """A benchmark script as a module (for its constants)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_bench(args, out, timeout):
+    """Run benchmarks/browser_bench.py with ``args`` and ``--out out``; its JSON.
+
+    In its own process: Playwright's sync API cannot start inside the session's browser fixture loop.
+    """
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "browser_bench.py"), *args,
+                           "--out", str(out)],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
-    res = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_browser_bench_runs_and_finds_the_native_top10(tmp_path):
+    bench = _load("browser_bench")
+    res = _run_bench(["--n", "2500", "--python-encode-n", "40"], tmp_path / "bench.json", 900)
     backends = ["python"] + (["numpy"] if os.environ.get("CLARK_HASH_PYODIDE_NUMPY") else [])
     for be in backends:
         r = res[f"browser_{be}"]
@@ -54,15 +66,8 @@ def test_browser_bench_runs_and_finds_the_native_top10(tmp_path):
 def test_browser_bench_million_mode_runs_small_and_is_exact(tmp_path):
     """``--only million`` end to end at 3,000 sketches: the reopened store's top 10 equal the
     native exact ranking (ids and score bits), and the JSON has the targets and verdicts."""
-    spec = importlib.util.spec_from_file_location("browser_million", REPO / "benchmarks" / "browser_million.py")
-    bench_million = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_million)
-    out = tmp_path / "million.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "browser_bench.py"), "--only", "million",
-                           "--million-n", "3000", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-3000:]
-    res = json.loads(out.read_text())
+    bench_million = _load("browser_million")
+    res = _run_bench(["--only", "million", "--million-n", "3000"], tmp_path / "million.json", 600)
     assert res["n"] == 3000 and res["codec"] == "e8:384" and res["search_backend"] == "python"
     assert res["same_ids_and_score_bits_as_native"] is True and res["queries_checked"] == 40
     assert res["searches_checked"] == 40 * bench_million.ROUNDS
