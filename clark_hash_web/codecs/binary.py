@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 
-from . import bitpack
+from . import bitpack, normalized_scores
 from .base import Codec, EncodedBatch, _check_fingerprint
 from ..errors import ConfigError, InvalidInputError, InvalidVectorError
 from ..validation import REASON_NONFINITE
@@ -124,12 +124,15 @@ class BinaryConfigMixin:
 
 
 class BinaryQuery:
-    """A prepared query: float32 projection ``values`` (m,) and its packed ``code``."""
+    """A prepared query: float32 projection ``values`` (m,), its packed ``code``, and
+    ``bias``, a float32 added to the table sum before the row scale (0.0 except
+    for normalized learned-E8 heads, :mod:`.normalized_scores`)."""
 
-    def __init__(self, config, values, code: bytes):
+    def __init__(self, config, values, code: bytes, bias: float = 0.0):
         self.config = config
         self.values = values
         self.code = bytes(code)
+        self.bias = float(bias)
 
     @property
     def fingerprint(self) -> str:
@@ -305,11 +308,14 @@ class BinaryCodec(Codec):
         bad = self._bad_rows(rows)
         if bad:
             raise InvalidVectorError(bad, what="query")
+        values, bias = self._query_values(rows)
+        return BinaryQuery(self.config, values, self._query_code(rows, values), bias)
+
+    def _query_values(self, rows):
+        """(float32 projection of the one query row, bias); the bias is 0.0 here."""
         if self.backend == "numpy":
-            values = self._project_numpy(rows, exact=True)[0]
-        else:
-            values = self._project_python(rows[0])
-        return BinaryQuery(self.config, values, self._query_code(rows, values))
+            return self._project_numpy(rows, exact=True)[0], 0.0
+        return self._project_python(rows[0]), 0.0
 
     def _query_code(self, rows, values) -> bytes:
         """The stored-form code of the query (the signs of its exact projection)."""
@@ -331,6 +337,14 @@ class BinaryCodec(Codec):
         """
 
     # -- scoring ---------------------------------------------------------------------------
+    def row_scales(self, encoded: EncodedBatch):
+        """Per-row factors of the asymmetric score, or None (scores are the table sums).
+
+        Only normalized learned-E8 heads have them (``1 / ||decoded row||``,
+        :mod:`.normalized_scores`): their score is ``fl32(fl32(S + bias) * scale)``.
+        """
+        return None
+
     def hamming(self, query, encoded: EncodedBatch):
         """Hamming distances (ints) between the query bits and each code."""
         q = self._as_query(query)
@@ -362,7 +376,9 @@ class BinaryCodec(Codec):
                 d = bitpack.hamming_numpy(q.code, bitpack.words_of(codes))
                 return bitpack.hamming_score_numpy(d, m)
             tables = bitpack.pair_tables_numpy(self._tables_numpy(q.values))
-            return bitpack.asymmetric_scores_numpy(tables, bitpack.u16_columns(codes))
+            sums = bitpack.asymmetric_scores_numpy(tables, bitpack.u16_columns(codes))
+            scales = self.row_scales(EncodedBatch(self.config, codes))
+            return sums if scales is None else normalized_scores.finish_numpy(sums, q.bias, scales)
         raw = encoded.codes_bytes()
         count = len(encoded)
         if rows is not None:
@@ -372,7 +388,9 @@ class BinaryCodec(Codec):
         if scoring == "hamming":
             return array("f", [bitpack.hamming_score_python(h, m)
                                for h in bitpack.hamming_python(q.code, raw, count)])
-        return bitpack.asymmetric_scores_python(self._tables_python(q.values), raw, count)
+        sums = bitpack.asymmetric_scores_python(self._tables_python(q.values), raw, count)
+        scales = self.row_scales(EncodedBatch(self.config, raw))
+        return sums if scales is None else normalized_scores.finish_python(sums, q.bias, scales)
 
     def decode_sketch(self, encoded: EncodedBatch):
         """The stored bits as +1.0/-1.0 float32, (N, m)."""

@@ -59,7 +59,8 @@ offset              size        field
 ==================  ==========  ===============================================
 0                   1           codec kind = 6
 1                   1           format of this config = 2
-2                   2           reserved, 0
+2                   2           flags (u16): bit 0 = normalized (cosine scores,
+                                :mod:`.normalized_scores`); other bits 0
 4                   4           input_dim d (u32)
 8                   4           kept rotated dimensions K (u32, multiple of 8)
 12                  4           code bytes C (u32)
@@ -85,6 +86,7 @@ from dataclasses import dataclass
 from .binary import check_int
 from .e8 import ROOTS, _encode_block_python
 from .learned_e8 import LearnedE8, LearnedE8Head, _flag, e8_codes_numpy, training_sample
+from . import normalized_scores
 from .learned_e8_stages_fast import StagedEncoderNumpy
 from ..errors import ConfigError, InvalidInputError
 from ..little_endian import bytes_array
@@ -92,6 +94,7 @@ from ..little_endian import bytes_array
 FORMAT = 2
 X_BITS = 15          # input integers: |n_i| <= 2**15
 V_BITS = 14          # rotation integers: |V_ij| <= 2**14
+FLAG_NORMALIZED = 1  # flags bit 0: cosine scores (normalized_scores)
 _HEAD = struct.Struct("<BBHIII16s")
 
 
@@ -116,6 +119,10 @@ class StagedE8Config(LearnedE8Head):
         ``K / 8`` bytes, each >= 1; their sum is the number of code bytes.
     scales : bytes
         ``4 C`` bytes (f32), one per code byte.
+    normalized : bool, default False
+        Cosine scores: each score divided by the norm of the decoded row
+        (flags bit 0; :mod:`.normalized_scores`). ``train_staged_e8`` sets it
+        by default; configs written before it existed read as ``False``.
     """
 
     input_dim: int
@@ -124,12 +131,15 @@ class StagedE8Config(LearnedE8Head):
     rotation: bytes
     stages: bytes
     scales: bytes
+    normalized: bool = False
 
     format = FORMAT
 
     def __post_init__(self):
         d = check_int("input_dim", self.input_dim, 1, 65535)
         object.__setattr__(self, "input_dim", d)
+        if not isinstance(self.normalized, bool):
+            raise ConfigError(f"normalized must be True or False, got {self.normalized!r}")
         for name in ("train_fingerprint", "offset", "rotation", "stages", "scales"):
             v = getattr(self, name)
             if not isinstance(v, (bytes, bytearray, memoryview)):
@@ -162,7 +172,8 @@ class StagedE8Config(LearnedE8Head):
 
     def __repr__(self):
         return (f"StagedE8Config(input_dim={self.input_dim}, kept={self.kept_dim}, "
-                f"code_bytes={self.code_bytes}, fingerprint={self.fingerprint})")
+                f"code_bytes={self.code_bytes}, normalized={self.normalized}, "
+                f"fingerprint={self.fingerprint})")
 
     @property
     def kept_dim(self) -> int:
@@ -179,7 +190,8 @@ class StagedE8Config(LearnedE8Head):
         return 8 * self.n_blocks
 
     def to_bytes(self) -> bytes:
-        return (_HEAD.pack(self.kind, FORMAT, 0, self.input_dim, self.kept_dim, self.n_blocks,
+        return (_HEAD.pack(self.kind, FORMAT, FLAG_NORMALIZED if self.normalized else 0,
+                           self.input_dim, self.kept_dim, self.n_blocks,
                            self.train_fingerprint)
                 + self.offset + self.rotation + self.stages + self.scales)
 
@@ -188,13 +200,14 @@ class StagedE8Config(LearnedE8Head):
         data = bytes(data)
         if len(data) < _HEAD.size:
             raise ConfigError(f"a learned-E8 config is at least {_HEAD.size} bytes, got {len(data)}")
-        kind, fmt, r0, d, K, C, tfp = _HEAD.unpack_from(data)
+        kind, fmt, flags, d, K, C, tfp = _HEAD.unpack_from(data)
         if kind != cls.kind:
             raise ConfigError(f"codec kind {kind} at byte 0 is not learned E8 ({cls.kind})")
         if fmt != FORMAT:
             raise ConfigError(f"learned-E8 config format {fmt} at byte 1 is not {FORMAT}")
-        if r0:
-            raise ConfigError("reserved bytes 2..3 of a learned-E8 config must be 0")
+        if flags & ~FLAG_NORMALIZED:
+            raise ConfigError(f"flags (bytes 2..3) of a learned-E8 config are {flags:#06x}: only "
+                              f"bit 0 (normalized) is defined")
         if not 1 <= d <= 65535 or K < 8 or K % 8 or K > 8 * 8191 or C < 1:
             raise ConfigError(f"bad sizes in a learned-E8 config: input_dim={d}, kept={K}, "
                               f"code_bytes={C}")
@@ -209,12 +222,12 @@ class StagedE8Config(LearnedE8Head):
             off += s
         if sum(parts[2]) != C:
             raise ConfigError(f"stages sum to {sum(parts[2])}, but the header says {C} code bytes")
-        return cls(d, tfp, *parts)
+        return cls(d, tfp, *parts, normalized=bool(flags & FLAG_NORMALIZED))
 
     def to_dict(self) -> dict:
         return {"codec": "learned-e8", "format": FORMAT, "input_dim": self.input_dim,
                 "kept_dim": self.kept_dim, "code_bytes": self.code_bytes,
-                "stages": list(self.stages),
+                "stages": list(self.stages), "normalized": self.normalized,
                 "train_fingerprint": self.train_fingerprint.hex(), "fingerprint": self.fingerprint}
 
 
@@ -305,6 +318,7 @@ class StagedE8(LearnedE8):
         stages = list(cfg.stages)
         self._stages = stages
         block_of = [b for b, ns in enumerate(stages) for _ in range(ns)]
+        self._offset32 = list(bytes_array("f", cfg.offset))   # float32 values (the bias, row scales)
         if self.backend == "numpy":
             import numpy as np
 
@@ -344,17 +358,53 @@ class StagedE8(LearnedE8):
         return stage_codes_python(y, self._stages, self._scales)
 
     # query
-    def _project_numpy(self, rows, exact):
+    def _rotated_numpy(self, rows):
+        """(N, K) float32 ``v``: the rows rotated onto the kept axes, no offset."""
         import numpy as np
 
-        v = rotate_numpy(rows, self._rot).astype(np.float32)
+        return rotate_numpy(rows, self._rot).astype(np.float32)
+
+    def _rotated_python(self, row) -> array:
+        return array("f", rotate_python(row, self._columns))
+
+    def _expand_numpy(self, v):
         return v[:, self._expand] * self._expand_scale
 
-    def _project_python(self, row):
-        v = array("f", rotate_python(row, self._columns))
+    def _expand_python(self, v) -> array:
         sc = self._scales
         return array("f", [v[8 * b + k] * sc[c] for c, b in enumerate(self._block_of)
                            for k in range(8)])
+
+    def _project_numpy(self, rows, exact):
+        return self._expand_numpy(self._rotated_numpy(rows))
+
+    def _project_python(self, row):
+        return self._expand_python(self._rotated_python(row))
+
+    def _query_values(self, rows):
+        """Expanded float32 values and, for a normalized head, ``bias = v . o``."""
+        if self.backend == "numpy":
+            v = self._rotated_numpy(rows)
+            values, v = self._expand_numpy(v)[0], v[0].tolist()
+        else:
+            v = self._rotated_python(rows[0])
+            values = self._expand_python(v)
+        if not self.config.normalized:
+            return values, 0.0
+        return values, normalized_scores.query_bias(v, self._offset32)
+
+    def row_scales(self, encoded):
+        """``1 / ||decoded row||`` per row (float32) for a normalized head, else None."""
+        if not self.config.normalized:
+            return None
+        if self.backend == "numpy":
+            import numpy as np
+
+            return normalized_scores.row_scales_numpy(
+                np.asarray(encoded.codes), self._stages,
+                np.frombuffer(self.config.scales, dtype="<f4"), self._offset32)
+        return normalized_scores.row_scales_python(
+            encoded.codes_bytes(), len(encoded), self._stages, self._scales, self._offset32)
 
     def _query_code(self, rows, values) -> bytes:
         if self.backend == "numpy":
@@ -407,7 +457,7 @@ def _option_int(name, value, lo, hi) -> int:
 
 def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float = 0.5,
                     max_stages: int = 8, max_rows: int = 10_000, center: bool = True,
-                    mix: bool = True, log=None) -> StagedE8Config:
+                    mix: bool = True, normalize: bool = True, log=None) -> StagedE8Config:
     """Train a format-2 learned-E8 head on a sample of your embeddings (numpy required).
 
     Parameters
@@ -431,6 +481,10 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
         After the allocation, rotate the axes of all blocks with the same
         number of stages by one seeded random orthogonal matrix (E8 codes
         carry no per-block gain; mixing evens the blocks' energies out).
+    normalize : bool, default True
+        Cosine scores: divide each score by the norm of the decoded row
+        (:mod:`.normalized_scores`; recall@10 0.742 -> 0.777 on SOTU). ``False``
+        writes a head whose scores are the plain table sums.
     center : bool, default True
         Rotate ``x - mean`` (the offset ``o``): no bytes spent on the direction
         all embeddings share. ``False``: principal axes of the uncentered
@@ -458,9 +512,12 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
     if not 0.0 <= query_weight <= 4.0:
         raise InvalidInputError(f"query_weight must be in 0..4, got {query_weight}")
     center, mix = _flag("center", center), _flag("mix", mix)
+    normalize = _flag("normalize", normalize)
     options = {"format": FORMAT, "code_bytes": code_bytes, "query_weight": query_weight,
                "max_stages": max_stages, "max_rows": max_rows, "center": center, "mix": mix,
                "seed": seed}
+    if normalize:   # (absent for False: such heads keep the fingerprints they always had)
+        options["normalize"] = True
     h = hashlib.sha256(b"clark-hash-web/learned-e8 training\x00")
     h.update(json.dumps(options, sort_keys=True).encode())
     h.update(struct.pack("<QQ", n, d))
@@ -509,4 +566,4 @@ def train_staged_e8(sample, seed: int = 0, code_bytes=None, query_weight: float 
     return StagedE8Config(
         d, tfp, offset_all[cols].astype("<f4").tobytes(),
         np.ascontiguousarray(rot_int[:, cols]).astype("<i2").tobytes(),
-        bytes(int(s) for s in stages[kept]), stage_scales.astype("<f4").tobytes())
+        bytes(int(s) for s in stages[kept]), stage_scales.astype("<f4").tobytes(), normalize)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from array import array
 
-from ..codecs import bitpack
+from ..codecs import bitpack, normalized_scores
 from ..codecs.binary import SCORINGS, BinaryCodec, BinaryQuery
 from ..codecs.base import EncodedBatch, _check_fingerprint
 from ..errors import InvalidInputError
@@ -81,6 +81,16 @@ def top_scores(scores, k: int):
     return pre[np.argsort(-key, kind="stable")][:k]
 
 
+def _joined(old, new, numpy: bool):
+    """``old`` (or nothing) followed by ``new``: float32 numpy array or array('f')."""
+    if numpy:
+        import numpy as np
+
+        new = np.asarray(new, dtype=np.float32)
+        return new if old is None else np.concatenate([old, new])
+    return array("f", new) if old is None else old + array("f", new)
+
+
 class BinaryIndex(Index):
     """Flat in-memory index of binary codes with an optional Hamming prefilter.
 
@@ -112,6 +122,7 @@ class BinaryIndex(Index):
                                       8 if codec.supports_hamming else 2)
         else:
             self._codes = bytearray()
+        self._scales = None      # per-row score factors (normalized learned-E8 heads), float32
 
     @classmethod
     def accepts(cls, codec) -> bool:
@@ -144,11 +155,14 @@ class BinaryIndex(Index):
         self.codec.check_codes(encoded)
         n = len(encoded)
         new_ids = self._ids.prepare(ids, n)
+        scales = self.codec.row_scales(encoded) if n else None
         if self._numpy:
             if n:
                 self._store.append(encoded.codes)
         else:
             self._codes += encoded.codes_bytes()
+        if scales is not None:
+            self._scales = _joined(self._scales, scales, self._numpy)
         return self._ids.append(new_ids)
 
     def remove(self, ids) -> int:
@@ -163,6 +177,9 @@ class BinaryIndex(Index):
             cb = self.config.code_bytes
             self._codes = bytearray(b"".join(bytes(self._codes[r * cb:(r + 1) * cb])
                                              for r in keep))
+        if self._scales is not None:
+            self._scales = self._scales[keep] if self._numpy else \
+                array("f", [self._scales[r] for r in keep])
         self._ids.keep(keep)
         return removed
 
@@ -293,7 +310,13 @@ class BinaryIndex(Index):
             return self._search_asymmetric_numpy(q, k, rows)
         n = len(self._ids)
         enc = self.encoded(rows)
-        scores = self.codec.score(q, enc, scoring=scoring)
+        if self._scales is None:
+            scores = self.codec.score(q, enc, scoring=scoring)
+        else:   # the row scales are kept, not recomputed per search
+            sums = bitpack.asymmetric_scores_python(self.codec._tables_python(q.values),
+                                                    enc.codes_bytes(), len(enc))
+            scales = self._scales if rows is None else array("f", [self._scales[r] for r in rows])
+            scores = normalized_scores.finish_python(sums, q.bias, scales)
         sel = list(range(n)) if rows is None else rows
         bits = array("I", scores.tobytes())
         order = sorted(range(len(sel)), key=lambda j: (-_total_order_key(bits[j]), sel[j]))[:k]
@@ -323,7 +346,7 @@ class BinaryIndex(Index):
         pair_cols = self._store.pair_columns()
         if not self.codec.supports_hamming and sel is None:
             # E8 (root numbers): the integer pair-table bound first (None: no pruning)
-            sel = table_bound.TableBound(byte_tables).survivors(pair_cols, k)
+            sel = table_bound.TableBound(byte_tables).survivors(pair_cols, k, self._scales, q.bias)
         elif self.codec.supports_hamming:
             cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
 
@@ -339,6 +362,9 @@ class BinaryIndex(Index):
             scores = bitpack.asymmetric_scores_numpy(tables, pair_cols)
         else:       # few rows: byte tables, the same float32 sums as the pair tables
             scores = table_bound.exact_scores(byte_tables, pair_cols, sel)
+        if self._scales is not None:
+            scales = self._scales if sel is None else self._scales[sel]
+            scores = normalized_scores.finish_numpy(scores, q.bias, scales)
         order = top_scores(scores, k)
         found = order if sel is None else sel[order]
         return self._ids.ids_at(found), scores[order]

@@ -134,13 +134,18 @@ class TableBound:
                     np.copyto(acc, self.pairs[p].take(ii))
         return out
 
-    def survivors(self, columns, k: int):
+    def survivors(self, columns, k: int, row_scales=None, bias: float = 0.0):
         """Ascending row numbers that may reach the top ``k``, or None for "all rows".
 
         The ``k``-th largest ``Q`` is found without a histogram or a partition
         of all rows: the ``k``-th largest of the first ``HEAD_ROWS`` rows is a lower
         bound of it, so the rows at or above that (minus the slack) hold every
         survivor; a partition of those few gives the exact ``Q_k``.
+
+        ``row_scales`` (float32, one per row, all > 0 or 0) with ``bias``: the
+        scores are ``fl32(fl32(S + bias) * scale)`` (normalized learned-E8
+        heads, :mod:`clark_hash_web.codecs.normalized_scores`), bounded per row
+        by :meth:`_scaled_survivors`.
         """
         import numpy as np
 
@@ -148,6 +153,8 @@ class TableBound:
         if self.pairs is None or k >= n:
             return None
         q = self.sums(columns)
+        if row_scales is not None:
+            return self._scaled_survivors(q, k, np.asarray(row_scales, dtype=np.float64), bias)
         head = q[:max(k, HEAD_ROWS)]
         low = int(np.partition(head, len(head) - k)[len(head) - k])    # <= Q_k
         cand = np.flatnonzero(q >= max(0, low - self.slack))
@@ -156,6 +163,32 @@ class TableBound:
         if kth - self.slack <= 0:
             return None
         return cand[qc >= kth - self.slack]
+
+    def _scaled_survivors(self, q, k, scale, bias):
+        """Survivors when every score is ``fl32(fl32(S + bias) * scale)``.
+
+        ``S`` lies in ``[base + step Q + low, base + step Q + high]``; both
+        float32 steps are monotone in ``S`` (``scale >= 0``) and round by at
+        most ``2**-24`` relative each, so ``(S_lo + bias) scale`` and ``(S_hi +
+        bias) scale``, widened by ``2**-21`` of their magnitude plus the
+        subnormal spacing, bound the exact score. The ``k``-th largest lower
+        bound (over the rows whose upper bound passes the head rows' ``k``-th
+        lower bound: no other row can hold it) is the cut.
+        """
+        import numpy as np
+
+        qf = q.astype(np.float64) * self.step + (self.base + bias)
+        lo_raw = (qf + self.low) * scale
+        hi_raw = (qf + self.high) * scale
+        pad = (np.maximum(np.abs(lo_raw), np.abs(hi_raw)) * 2.0**-21) + 2.0**-140
+        lo, hi = lo_raw - pad, hi_raw + pad
+        head = lo[:max(k, HEAD_ROWS)]
+        first = float(np.partition(head, len(head) - k)[len(head) - k])   # <= the k-th lower bound
+        cand = np.flatnonzero(hi >= first)
+        lc = lo[cand]
+        cut = float(np.partition(lc, len(lc) - k)[len(lc) - k])
+        keep = cand[hi[cand] >= cut]
+        return None if len(keep) == len(q) else keep
 
 
 def exact_scores(tables, columns, rows):
