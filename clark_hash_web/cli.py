@@ -561,7 +561,7 @@ def _add_train(p):
     p.add_argument("--codec", default="itq", help="trained codec: itq (default) or learned-e8")
     p.add_argument("--options", metavar="KEY=VALUE,...", default="",
                    help="training options, e.g. n_bits=256,iterations=50 for itq, "
-                        "query_weight=0.5,code_bytes=48 for learned-e8 (format 2, principal axes + "
+                        "query_weight=0.25,max_stages=2,code_bytes=48 for learned-e8 (format 2, principal axes + "
                         "E8 stages), head=rotation,group=16 for its format-1 block rotation")
     p.add_argument("--seed", type=_int_auto, default=0, help="training seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing OUTPUT")
