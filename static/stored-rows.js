@@ -10,7 +10,10 @@
  * rows always equal what a reopen would read, and Python never needs a copy
  * of all rows to write: it plans from the new rows and what this class tells
  * it (the last block record, which new ids are stored, the records of the
- * blocks holding ids to delete).
+ * blocks holding ids to delete). Normalized learned-E8 stores also keep a
+ * derived column, the float32 row scales of the codes (normalized-scores.js):
+ * computed at open and for every block a plan puts, moved and dropped with
+ * the rows like the other columns, never written to IndexedDB.
  *
  * Memory: a column keeps spare capacity (at least 1,024 rows, or an eighth
  * of its rows) so single adds do not copy it; a write that fits moves rows
@@ -54,16 +57,26 @@ export class StoredRows {
    * @param {object} rows  what idb.readRows() returned
    * @param {number} codeBytes  the config's code bytes
    * @param {number} vectorBytes  bytes of an int8 rescoring row (two-stage stores), else 0
+   * @param {null|function(Uint8Array, number): Float32Array} [rowScale]  normalized
+   *   learned-E8 stores: the row scales of codes (normalized-scores.js rowScaler),
+   *   kept as a derived column "scales" (float32, never written to IndexedDB)
    */
-  constructor(rows, codeBytes, vectorBytes) {
+  constructor(rows, codeBytes, vectorBytes, rowScale = null) {
     this.count = rows.count;
     this.blocks = rows.blocks;
-    this.widths = { codes: codeBytes, norms: 2, vectors: vectorBytes };
+    this.widths = { codes: codeBytes, norms: 2, vectors: vectorBytes, scales: rowScale ? 4 : 0 };
+    this.rowScale = rowScale;
     // full-capacity columns (the packed buffers readRows made); the used part is count rows
     this.cols = {};
     for (const name of ["codes", "norms", "vectors"]) {
       const a = rows[name];
       this.cols[name] = a && a.length ? new Uint8Array(a.buffer, a.byteOffset, a.buffer.byteLength - a.byteOffset) : null;
+    }
+    this.cols.scales = null;
+    if (rowScale && this.count) {   // as many rows of capacity as the codes column
+      const scales = new Float32Array(Math.floor(this.cols.codes.length / codeBytes));
+      scales.set(rowScale(this.codes, this.count));
+      this.cols.scales = bytesOf(scales);
     }
   }
 
@@ -74,6 +87,11 @@ export class StoredRows {
   get norms() { return this.used("norms"); }
   /** int8 rescoring rows (two-stage stores), else null. */
   get vectors() { return this.used("vectors"); }
+  /** Row scales of a normalized learned-E8 store (Float32Array, one per row), else null. */
+  get scales() {
+    const a = this.used("scales");
+    return a ? new Float32Array(a.buffer, a.byteOffset, this.count) : null;
+  }
 
   used(name) {
     const a = this.cols[name];
@@ -159,7 +177,10 @@ export class StoredRows {
    * (the records the transaction wrote): the rows become what a reopen reads.
    */
   applyPlan(plan) {
-    for (const p of plan.puts) {   // check everything before changing anything
+    // a put block's derived row scales come from its codes (the rows it rewrites, at most a block)
+    const puts = !this.rowScale ? plan.puts : plan.puts.map((p) => (
+      { ...p, block: { ...p.block, scales: bytesOf(this.rowScale(bytesOf(p.block.codes), p.block.n)) } }));
+    for (const p of puts) {   // check everything before changing anything
       for (const name of Object.keys(this.widths)) {
         const w = this.widths[name], src = p.block[name];
         if (w && (this.cols[name] || src) && (!src || src.byteLength !== p.block.n * w)) {
@@ -170,11 +191,11 @@ export class StoredRows {
     }
     const changed = new Map();
     for (const k of plan.deletes) changed.set(k, null);
-    for (const p of plan.puts) changed.set(p.key, p);
+    for (const p of puts) changed.set(p.key, p);
     // the new blocks in key order: kept ones (rows still at their old start) and put ones
     const next = [];
     for (const b of this.blocks) if (!changed.has(b.key)) next.push({ key: b.key, n: b.n, ids: b.ids, from: b.start });
-    for (const p of plan.puts) next.push({ key: p.key, n: p.block.n, ids: blockIds(p.ids), put: p.block });
+    for (const p of puts) next.push({ key: p.key, n: p.block.n, ids: blockIds(p.ids), put: p.block });
     next.sort((a, b) => a.key - b.key);
     let count = 0;
     for (const e of next) {
@@ -188,7 +209,7 @@ export class StoredRows {
     const cols = {};
     for (const name of Object.keys(this.widths)) {
       const w = this.widths[name];
-      const has = this.cols[name] || plan.puts.some((p) => p.block[name]);
+      const has = this.cols[name] || puts.some((p) => p.block[name]);
       if (!has || !w) {
         cols[name] = null;
         continue;

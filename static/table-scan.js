@@ -16,6 +16,8 @@
  * correctly rounded float32 sum (a double holds the exact sum's rounding), so
  * the scores are the desktop's bits, and ranking follows the desktop's rule:
  * descending by the float32 total order, exact ties by row (insertion order).
+ * Normalized learned-E8 stores finish these sums with the query's bias and
+ * per-row scales before ranking (normalized-scores.js).
  *
  * int8 rescoring (two-stage search) follows clark_hash_web/index/two_stage.py:
  * a row is a float32 LE scale and d int8 values c_i; its score is
@@ -25,7 +27,7 @@
 const fround = Math.fround;
 
 /** The 240 E8 roots by byte value (clark_hash_web/codecs/e8.py), 8 entries each; 240..255 are 0. */
-const E8_ROOTS = (() => {
+export const E8_ROOTS = (() => {
   const r = new Float32Array(256 * 8);
   for (let v = 0; v < 128; v++) {
     let odd = 0;

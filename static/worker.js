@@ -14,8 +14,10 @@
  *
  * Search: Clark Hash stores through the JS prefilter (prefilter-scan.js) and
  * exact ranking in Python; binary and E8 stores through the exact JS table
- * scan (table-scan.js); with {rescore: N}, the best N of either are re-ranked
- * in JS from the store's int8 rows (two-stage stores, vectors: "int8").
+ * scan (table-scan.js; normalized learned-E8 stores also keep a row scale
+ * per row beside the codes, normalized-scores.js); with {rescore: N}, the
+ * best N of either are re-ranked in JS from the store's int8 rows (two-stage
+ * stores, vectors: "int8").
  *
  * Rows (stored-rows.js): at open the records are packed into one buffer of
  * codes (and int8 rows), which the JS scan reads in place, and a short list
@@ -34,8 +36,9 @@
 
 import * as idb from "./idb-store.js";
 import { PrefilterScanner } from "./prefilter-scan.js";
-import { TableScanner, byteTables, rescoreInt8, rankRescored } from "./table-scan.js";
+import { TableScanner, byteTables, topRows, rescoreInt8, rankRescored } from "./table-scan.js";
 import { StoredRows } from "./stored-rows.js";
+import { rowScaler, finishScores } from "./normalized-scores.js";
 
 let py = null;        // the Pyodide instance
 let bridge = null;    // clark_hash_web.browser.bridge (PyProxy)
@@ -397,10 +400,11 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
       await idb.writeMeta(db, meta);
     }
     const entry = { name, db, meta, py: store, refs: 1, scan: null, backendOption: backend,
-                    flat: store.flat, dim: store.config.input_dim, vectors, rows: null };
+                    flat: store.flat, dim: store.config.input_dim, vectors, rows: null, rowScale: null };
     try {
       checkRows(entry, rows);
-      entry.rows = new StoredRows(rows, store.config.code_bytes, vectors ? 4 + entry.dim : 0);
+      entry.rowScale = rowScaler(toJs(store.score_scales()));   // normalized learned E8, else null
+      entry.rows = storedRows(entry, rows);
       store.next_auto = Math.max(store.next_auto, entry.rows.nextAuto());   // stores older than meta.nextAuto
       if (rows.count > prefilterMinRows || !entry.flat) scanData(entry);   // the JS scan will need it
     } catch (e) {
@@ -421,6 +425,11 @@ async function open({ name, config, codec, configBytes, backend, vectors }) {
     db.close();
     throw e;
   }
+}
+
+/** The store's StoredRows over what idb.readRows() returned (row scales derived when normalized). */
+function storedRows(s, rows) {
+  return new StoredRows(rows, s.py.config.code_bytes, s.vectors ? 4 + s.dim : 0, s.rowScale);
 }
 
 /** Refuse rows whose code or int8 row sizes do not fit the store's config (nothing opens). */
@@ -537,7 +546,7 @@ async function write(s, plan) {
   try {
     s.rows.applyPlan(p);
   } catch (e) {   // the transaction committed: read the rows back from IndexedDB (the truth)
-    s.rows = new StoredRows(await idb.readRows(s.db), s.py.config.code_bytes, s.vectors ? 4 + s.dim : 0);
+    s.rows = storedRows(s, await idb.readRows(s.db));
   }
   return result;
 }
@@ -558,17 +567,19 @@ let prefilterMinRows = 2000;
 function scanData(s) {
   if (s.scan) return s.scan;
   const { rows } = s;
-  return setScanData(s, rows.codes, s.flat ? rows.norms : null, rows.count, s.vectors ? rows.vectors : null);
+  return setScanData(s, rows.codes, s.flat ? rows.norms : null, rows.count, s.vectors ? rows.vectors : null,
+                     rows.scales);
 }
 
 /**
- * Keep `codes` (Uint8Array), `norms` (Uint8Array of u16 LE, offset 0, or null)
- * and `vectors` (int8 rescoring rows, Uint8Array, or null) as the store's scan data.
+ * Keep `codes` (Uint8Array), `norms` (Uint8Array of u16 LE, offset 0, or null),
+ * `vectors` (int8 rescoring rows, Uint8Array, or null) and `scales` (row scales
+ * of a normalized learned-E8 store, Float32Array, or null) as the store's scan data.
  */
-function setScanData(s, codes, norms, count, vectors) {
+function setScanData(s, codes, norms, count, vectors, scales) {
   const codeBytes = s.py.config.code_bytes;
   if (!s.flat) {
-    s.scan = { n: count, codeBytes, codes, vectors, scanner: new TableScanner(codes, codeBytes, count) };
+    s.scan = { n: count, codeBytes, codes, vectors, scales, scanner: new TableScanner(codes, codeBytes, count) };
     return s.scan;
   }
   let decoded = s.decoded || null;
@@ -594,7 +605,11 @@ function search(s, query, k, rescore) {
   return s.flat ? searchFlat(s, query, k) : searchTables(s, query, k);
 }
 
-/** Binary and E8 stores: exact JS scan of every code with the query's byte tables. */
+/**
+ * Binary and E8 stores: exact JS scan of every code with the query's byte tables
+ * (normalized learned-E8 stores: the table sums finished with the query's bias and
+ * the row scales, normalized-scores.js).
+ */
 function searchTables(s, query, k) {
   const t0 = performance.now();
   const t = toJs(s.py.table_query(query));
@@ -603,7 +618,8 @@ function searchTables(s, query, k) {
   const t1 = performance.now();
   const data = scanData(s);
   const t2 = performance.now();
-  const top = data.scanner.top(tables, Math.max(0, Math.floor(k)));
+  const sums = data.scanner.scores(tables);
+  const top = topRows(data.scales ? finishScores(sums, t.bias, data.scales) : sums, Math.max(0, Math.floor(k)));
   const t3 = performance.now();
   const ids = idb.idsOfRows(s.rows.blocks, top.rows);
   const t4 = performance.now();

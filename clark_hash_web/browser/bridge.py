@@ -664,13 +664,16 @@ class BrowserStore:
     def table_query(self, query) -> dict:
         """The query of the exact JS scan of a binary/E8 store: its float32 projection.
 
-        Returns ``{values: float32 LE bytes, tableKind: "e8" | "bits", nbits,
+        Returns ``{values: float32 LE bytes, bias, tableKind: "e8" | "bits", nbits,
         codeBytes, sketchMs}``; static/table-scan.js (``byteTables``) builds
         the byte lookup tables from them with the same float32 operations as
         the codec's Python tables (:mod:`clark_hash_web.codecs.bitpack`,
         ``E8Codes._tables_python``), and adds them in the bitpack order, so
-        its scores are the desktop's bits. The query is validated here (same
-        errors as the desktop).
+        its scores are the desktop's bits. ``bias`` (a float32 value, 0.0
+        except for normalized learned-E8 heads) is the query's
+        :attr:`BinaryQuery.bias`: with the row scales (:meth:`score_scales`)
+        static/normalized-scores.js finishes the sums into the desktop's
+        scores. The query is validated here (same errors as the desktop).
         """
         if self.flat:
             raise InvalidInputError("table_query() is for binary and E8 stores; Clark Hash "
@@ -685,9 +688,24 @@ class BrowserStore:
             values.byteswap()
         from ..codecs.e8 import E8Codes   # E8 and learned E8: root tables of the (rotated) query
 
-        return {"values": values.tobytes(), "tableKind": "e8" if isinstance(sk, E8Codes) else "bits",
+        return {"values": values.tobytes(), "bias": q.bias,
+                "tableKind": "e8" if isinstance(sk, E8Codes) else "bits",
                 "nbits": self.config.n_bits, "codeBytes": self.config.code_bytes,
                 "sketchMs": (time.perf_counter() - t0) * 1000.0}
+
+    def score_scales(self):
+        """What the JS scan needs for the row scales of a normalized learned-E8 head, or None.
+
+        ``{stages, scales, offset}``: the config's stage count per kept block
+        (bytes), its stage scale per code byte and its offset (float32 LE
+        bytes), the inputs of :func:`~clark_hash_web.codecs.normalized_scores.row_scales_python`.
+        The worker asks once per store (static/normalized-scores.js ``rowScaler``);
+        None when the codec has no row scales (plain table sums).
+        """
+        cfg = self.config
+        if not getattr(cfg, "normalized", False):
+            return None
+        return {"stages": bytes(cfg.stages), "scales": bytes(cfg.scales), "offset": bytes(cfg.offset)}
 
     # -- two-stage rescoring (int8 rows, rescored in JS) -------------------------------
     def rescore_query(self, query) -> bytes:

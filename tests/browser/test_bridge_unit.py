@@ -302,3 +302,24 @@ def test_rank_codes_of_candidates_equals_rank_of_their_rows(backend):
         empty.rank_codes(codes[:CFG.code_bytes], None, 1)
     with pytest.raises(InvalidInputError, match="min_rows"):
         empty.prefilter(q, 300, 0, count=300)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_table_query_bias_and_score_scales_of_learned_e8(normalize):
+    """What the JS table scan gets for a format-2 head (static/normalized-scores.js): the query's
+    bias with its values, and once per store the config numbers of the row scales (None and a
+    0.0 bias for plain heads and other codecs)."""
+    from clark_hash_web.codecs.learned_e8_stages import StagedE8, train_staged_e8
+
+    data = rows(400, 31) + np.float32(2.0)           # a shared direction: the bias is not 0
+    cfg = train_staged_e8(data, seed=2, normalize=normalize)
+    store = bb.BrowserStore(cfg.to_bytes(), "numpy")
+    for q in data[:3]:
+        t = store.table_query(q.tobytes())
+        want = StagedE8(cfg, "numpy").sketch_query(q)
+        assert t["values"] == np.asarray(want.values, "<f4").tobytes()
+        assert t["bias"] == want.bias and (t["bias"] != 0.0) == normalize
+    want = {"stages": cfg.stages, "scales": cfg.scales, "offset": cfg.offset} if normalize else None
+    assert store.score_scales() == want
+    e8 = bb.BrowserStore(bb.config_bytes_of("e8:16")["bytes"], "python")
+    assert e8.score_scales() is None and e8.table_query(data[0].tobytes())["bias"] == 0.0
