@@ -436,8 +436,13 @@ def evaluate_sts(method: Method, sts_sets: dict) -> dict:
     return out
 
 
-def run(corpus, queries, sts_sets, methods, log=print, train=None):
-    """Evaluate ``methods``; returns a list of per-method result dicts."""
+def run(corpus, queries, sts_sets, methods, log=print, train=None, sts_train=None):
+    """Evaluate ``methods``; returns a list of per-method result dicts.
+
+    ``sts_train`` (optional rows, e.g. the STS-B dev sentences): trained package codecs
+    (``method.learned``) are also refitted on them and scored on STS-B test
+    (``"sts_head_trained_on_stsb_dev"``: the in-domain figure of a head you train on
+    the kind of text you compare)."""
     corpus = normalize(corpus)
     queries = normalize(queries)
     train = corpus if train is None else normalize(train)
@@ -456,6 +461,10 @@ def run(corpus, queries, sts_sets, methods, log=print, train=None):
         r.update(evaluate_retrieval(m, corpus, queries, exact_top, dense_n, int8_dec))
         if sts_sets:
             r["sts"] = evaluate_sts(m, sts_sets)
+            if sts_train is not None and getattr(m, "learned", False) and "stsb_test" in sts_sets:
+                m.fit(normalize(sts_train))
+                r["sts_head_trained_on_stsb_dev"] = evaluate_sts(
+                    m, {"stsb_test": sts_sets["stsb_test"]})["stsb_test"]
         if m.note:
             r["note"] = m.note
         rows.append(r)
@@ -558,7 +567,9 @@ def main(argv=None):
         methods = [m for m in methods if any(k in m.name for k in keys)]
     print(f"{args.dataset}: corpus {corpus.shape}, queries {queries.shape}, "
           f"STS sets {sorted(sts_sets)}; package binary codecs: {len(pkg)}", flush=True)
-    rows = run(corpus, queries, sts_sets, methods, log=lambda s: print(s, flush=True))
+    dev = load_sts(["stsb_dev"], cache).get("stsb_dev")
+    rows = run(corpus, queries, sts_sets, methods, log=lambda s: print(s, flush=True),
+               sts_train=None if dev is None else np.concatenate([dev[0], dev[1]]))
     two_stage_pkg = []
     if pkg and not args.quick:  # the package's TwoStageIndex end to end (files on disk)
         import tempfile
