@@ -178,3 +178,18 @@ def test_index_after_remove_and_python_backend_agree(head, data):
         assert list(ia) == list(ib) == list(ifr)
         assert np.asarray(sa).tobytes() == np.asarray(sb, np.float32).tobytes() == \
             np.asarray(sfr).tobytes()
+
+
+def test_cli_writes_normalized_heads_unless_told_not_to(tmp_path, monkeypatch, data):
+    from clark_hash_web.cli import main
+    from clark_hash_web.formats import sketch_file
+
+    monkeypatch.chdir(tmp_path)
+    np.save("base.npy", data[:600])
+    assert main(["train", "--codec", "learned-e8", "base.npy", "on.chs", "--seed", "3"]) == 0
+    assert main(["train", "--codec", "learned-e8", "base.npy", "off.chs", "--seed", "3",
+                 "--options", "normalize=false"]) == 0
+    on, off = sketch_file.load("on.chs").config, sketch_file.load("off.chs").config
+    assert on.normalized and not off.normalized
+    assert on == train_staged_e8(data[:600], seed=3)
+    assert off == train_staged_e8(data[:600], seed=3, normalize=False)
