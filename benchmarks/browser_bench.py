@@ -36,7 +36,8 @@ the same N deterministic vectors (a counter hash both Python and JS compute):
 ``--only demo`` measures the demo page alone (a minute instead of many).
 ``--only million`` fills a store with 1,000,000 sketches (``--million-n``)
 and measures, in a fresh page on the numpy-free path, opening it, top-10
-latency and the tab's extra memory (``browser_million.py``).
+latency and the tab's extra memory (``browser_million.py``; ``--million-codec
+learned-e8`` for a learned E8 head).
 ``--only profile`` measures the demo's default profile (E8 48 B + int8
 rescoring): recall@10 on real MiniLM embeddings, top-10 with 100 rescored
 over ``--n`` notes, IndexedDB bytes per note (``browser_profile.py``).
@@ -416,7 +417,8 @@ def main(argv=None):
     ap.add_argument("--million-n", type=int, default=1_000_000,
                     help="--only million: sketches stored")
     ap.add_argument("--million-codec", default="e8:384",
-                    help="--only million: the store's codec spec (e8:384, clark-hash:384, ...)")
+                    help="--only million: the store's codec spec (e8:384, clark-hash:384, ...), or "
+                         "learned-e8[:D] for a learned E8 head trained first (browser_million.py)")
     ap.add_argument("--model-dir", default=str(REPO / ".cache" / "model"),
                     help="--only profile: the MiniLM ONNX model folder (build_scripts/fetch_model.py)")
     ap.add_argument("--profile-corpus", type=int, default=10_000,

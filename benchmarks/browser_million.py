@@ -4,6 +4,17 @@ Called by ``python benchmarks/browser_bench.py --only million [--million-n N]
 [--million-codec SPEC]`` (JSON on stdout, ``--out`` file). Default: the demo
 codec, E8 48 B (``e8:384``), 1,000,000 sketches.
 
+``--million-codec learned-e8[:D]`` (D = 384 by default) measures a learned E8
+head (codec kind 6, the default format-2 normalized head of
+``train_staged_e8``, seed 0) instead: it is trained natively on the first
+``TRAIN_ROWS`` rows of ``.cache/embeddings/sotu_corpus.npy`` when that file is
+there with D columns, else on seeded synthetic rows with an embedding-like
+decaying spectrum (:func:`synthetic_embeddings`); the JSON's
+``learned_config`` says which. The stored codes are seeded random root numbers
+too (a learned head's codes are E8 root numbers), the store is created from
+the trained config's bytes, and the corpus-like queries are training rows plus
+noise (input-space vectors).
+
 1. **Fill** (not measured as a target): N codes made natively (seeded random
    root numbers 0..239; the codec's stored bytes, nothing encoded in the
    browser) go into one IndexedDB store through the page API
@@ -62,12 +73,19 @@ WARMUP = 5
 ROUNDS = 3
 SEED = 14
 TARGETS = {"top10_ms_max": 100, "open_ms_max": 2000, "extra_tab_memory_mb_beyond_sketches_max": 64}
+#: the trained codec of ``--million-codec learned-e8[:D]`` (module docstring)
+LEARNED = "learned-e8"
+#: rows a learned head is trained on (SOTU's first rows, or this many synthetic ones)
+TRAIN_ROWS = 10_000
+SOTU = REPO / ".cache" / "embeddings" / "sotu_corpus.npy"
 
-FILL_JS = """async ({name, codec}) => {
+#: ``config``: a trained config's bytes (base64), else null and ``codec`` is the spec
+FILL_JS = """async ({name, codec, config}) => {
   window.rt = new CH.ClarkHashRuntime({numpy: false});
   await rt.ready;
   await CH.ClarkHashStore.destroy(name, rt);
-  window.store = await CH.ClarkHashStore.open({name, codec, runtime: rt});
+  window.store = await CH.ClarkHashStore.open({name, codec, config: config ? CH.b64dec(config) : null,
+                                              runtime: rt});
   return true;
 }"""
 
@@ -201,25 +219,83 @@ def renderer_memory() -> dict:
     return out
 
 
-def corpus(spec: str, n: int):
-    """(config, codes bytes, queries float32 [2 * QUERIES, d]): random and corpus-like queries.
+def synthetic_embeddings(n: int, d: int, seed: int = SEED):
+    """(n, d) float32 unit rows shaped like sentence embeddings, seeded.
+
+    Gaussian rows with per-axis standard deviations ``geomspace(1, 0.1, d)``
+    on seeded random orthogonal axes (at d = 384 the top quarter of the
+    axes holds 69 % of the variance and the bottom quarter 2.2 %; SOTU /
+    MiniLM: 74 % and 1.7 %), plus a shared direction, rows L2-normalized.
+    """
+    rng = np.random.default_rng(seed)
+    axes = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    std = np.geomspace(1.0, 0.1, d)
+    shared = rng.standard_normal(d)
+    shared *= 0.5 * np.sqrt((std ** 2).sum()) / np.linalg.norm(shared)
+    x = (rng.standard_normal((n, d)) * std) @ axes + shared
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def million_config(spec: str):
+    """(config, training rows or None, what the JSON says about a trained config or None).
+
+    A stateless spec (``e8:384``, ``clark-hash:384``, ...) is its config.
+    ``learned-e8[:D]``: the default (normalized) format-2 head of
+    ``train_staged_e8`` (seed 0), trained on SOTU or synthetic rows (module
+    docstring).
+    """
+    from clark_hash_web.codecs import registry
+
+    name, _, dim = spec.strip().partition(":")
+    if name.strip().lower() != LEARNED:
+        return registry.config_from_spec(spec), None, None
+    from clark_hash_web.codecs.learned_e8_stages import train_staged_e8
+
+    d = int(dim, 0) if dim.strip() else 384
+    sotu = np.load(SOTU, mmap_mode="r") if SOTU.exists() else None
+    if sotu is not None and sotu.ndim == 2 and sotu.shape[1] == d:
+        sample = np.asarray(sotu[:TRAIN_ROWS], dtype=np.float32)
+        source = f"sotu_corpus.npy: its first {len(sample)} rows (all-MiniLM-L6-v2 SOTU sentences)"
+    else:
+        sample = synthetic_embeddings(TRAIN_ROWS, d)
+        source = (f"synthetic: {TRAIN_ROWS} seeded rows (SEED={SEED}), per-axis std geomspace(1, 0.1, {d}) "
+                  "on random orthogonal axes plus a shared direction, L2-normalized "
+                  "(no .cache/embeddings/sotu_corpus.npy with this dimension)")
+    t = time.perf_counter()
+    config = train_staged_e8(sample, seed=0)
+    about = {"trainer": "train_staged_e8(sample, seed=0) (defaults: normalized head)",
+             "trained_on": source, "train_s": time.perf_counter() - t,
+             "config_bytes": len(config.to_bytes()), "normalized": config.normalized,
+             "kept_dim": config.kept_dim, "stages_per_kept_block": "".join(map(str, config.stages)),
+             "fingerprint": config.fingerprint}
+    return config, sample, about
+
+
+def corpus(config, n: int, sample=None):
+    """(codes bytes, queries float32 [2 * QUERIES, d]): random and corpus-like queries.
 
     E8: seeded random root numbers; a corpus-like query is a stored row's
-    roots (decoded) plus noise. Other codecs: seeded Gaussian vectors encoded
-    natively; a corpus-like query is a stored row's vector plus noise.
+    roots (decoded) plus noise. Learned E8 (``sample``: its training rows):
+    seeded random root numbers too; a corpus-like query is a training row plus
+    noise. Other codecs: seeded Gaussian vectors encoded natively; a
+    corpus-like query is a stored row's vector plus noise.
     """
     from clark_hash_web.codecs import registry
     from clark_hash_web.codecs.base import EncodedBatch
 
-    config = registry.config_from_spec(spec)
     rng = np.random.default_rng(SEED)
     d, cb = config.input_dim, config.code_bytes
     picked = np.sort(rng.choice(n, QUERIES, replace=False))
     codec = registry.codec_from_config(config, "numpy")
-    if registry.kind_of(config).name == "e8":
+    if registry.kind_of(config).name in ("e8", LEARNED):    # codes are root numbers 0..239
         codes = rng.integers(0, 240, size=(n, cb), dtype=np.uint8).tobytes()
-        rows = b"".join(codes[r * cb:(r + 1) * cb] for r in picked)
-        near = np.asarray(codec.decode_sketch(EncodedBatch.from_bytes(config, rows)), dtype=np.float32)[:, :d]
+        codec.check_codes(EncodedBatch.from_bytes(config, codes))   # raises on a non-root byte
+        if sample is not None:
+            near = sample[np.sort(rng.choice(len(sample), QUERIES, replace=False))]
+        else:
+            rows = b"".join(codes[r * cb:(r + 1) * cb] for r in picked)
+            near = np.asarray(codec.decode_sketch(EncodedBatch.from_bytes(config, rows)),
+                              dtype=np.float32)[:, :d]
     else:   # encode random vectors natively (chunked), keeping the picked rows' vectors
         parts, near = [], []
         for a in range(0, n, CHUNK):
@@ -230,7 +306,7 @@ def corpus(spec: str, n: int):
         near = np.stack(near)
     random_q = rng.standard_normal((QUERIES, d)).astype(np.float32)
     near = near + 0.3 * rng.standard_normal(near.shape).astype(np.float32) * near.std()
-    return config, codes, np.concatenate([random_q, near.astype(np.float32)])
+    return codes, np.concatenate([random_q, near.astype(np.float32)])
 
 
 def native_top10(config, codes: bytes, queries):
@@ -254,6 +330,7 @@ def native_top10(config, codes: bytes, queries):
 
 
 def fill(pw, base, profile, name, spec, config, codes, launch):
+    from clark_hash_web.codecs import registry
     from clark_hash_web.formats import sketch_file
 
     ctx = launch()
@@ -261,7 +338,9 @@ def fill(pw, base, profile, name, spec, config, codes, launch):
     page.set_default_timeout(3_600_000)
     page.goto(base + "static/harness.html")
     page.wait_for_function("window.CH !== undefined")
-    page.evaluate(FILL_JS, {"name": name, "codec": spec})
+    trained = registry.kind_of(config).trained
+    page.evaluate(FILL_JS, {"name": name, "codec": None if trained else spec,
+                            "config": b64(config.to_bytes()) if trained else None})
     cb = config.code_bytes
     n = len(codes) // cb
     t = time.perf_counter()
@@ -334,11 +413,14 @@ def main_million(args, serve):
     from conftest import CHROMIUM, CHROMIUM_ARGS
 
     n, spec = args.million_n, args.million_codec
-    config, codes, queries = corpus(spec, n)
+    config, sample, learned = million_config(spec)
+    codes, queries = corpus(config, n, sample)
     native, native_ms, native_after_write = native_top10(config, codes, queries)
     sketch_mb = n * config.code_bytes / 2**20
     out = {"n": n, "codec": spec, "code_bytes": config.code_bytes, "numpy_in_browser": False,
            "native_numpy_top10_median_ms": native_ms}
+    if learned is not None:
+        out["learned_config"] = learned
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
         with contextlib.redirect_stdout(sys.stderr):

@@ -66,9 +66,28 @@ def test_browser_bench_runs_and_finds_the_native_top10(tmp_path):
 def test_browser_bench_million_mode_runs_small_and_is_exact(tmp_path):
     """``--only million`` end to end at 3,000 sketches: the reopened store's top 10 equal the
     native exact ranking (ids and score bits), and the JSON has the targets and verdicts."""
-    bench_million = _load("browser_million")
     res = _run_bench(["--only", "million", "--million-n", "3000"], tmp_path / "million.json", 600)
-    assert res["n"] == 3000 and res["codec"] == "e8:384" and res["search_backend"] == "python"
+    assert res["codec"] == "e8:384" and "learned_config" not in res
+    _check_million(res, 3000)
+
+
+def test_browser_bench_million_mode_runs_small_with_a_learned_e8_head(tmp_path):
+    """``--million-codec learned-e8``: a normalized format-2 head trained natively (SOTU rows
+    when cached, else synthetic), its config bytes given to the store; the reopened store's
+    searches (row scales computed at open and on the writes) equal native numpy, score bits too."""
+    res = _run_bench(["--only", "million", "--million-n", "3000", "--million-codec", "learned-e8"],
+                     tmp_path / "million_learned.json", 600)
+    learned = res["learned_config"]
+    assert res["codec"] == "learned-e8" and res["code_bytes"] == 48
+    assert learned["normalized"] is True and learned["config_bytes"] > 1000
+    assert learned["trained_on"].startswith(("sotu_corpus.npy", "synthetic"))
+    _check_million(res, 3000)
+
+
+def _check_million(res, n):
+    """What every ``--only million`` run at ``n`` sketches must show."""
+    bench_million = _load("browser_million")
+    assert res["n"] == n and res["search_backend"] == "python"
     assert res["same_ids_and_score_bits_as_native"] is True and res["queries_checked"] == 40
     assert res["searches_checked"] == 40 * bench_million.ROUNDS
     assert res["scan_breakdown_one_query"]["mode"] == "js-table-scan"
@@ -78,6 +97,6 @@ def test_browser_bench_million_mode_runs_small_and_is_exact(tmp_path):
                                  "exact"}
     assert res["meets"]["exact"] is True   # also the search after the write
     assert res["after_first_write"]["search_after_write_same_ids_and_score_bits_as_native"] is True
-    assert res["after_growing_write"]["count"] == 3000 + 1 + bench_million.GROW_ROWS
+    assert res["after_growing_write"]["count"] == n + 1 + bench_million.GROW_ROWS
     assert res["memory"]["per_process_after"], "no renderer process measured"
     assert res["after_first_write"]["first_write_ms"] > 0
