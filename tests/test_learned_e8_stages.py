@@ -296,3 +296,19 @@ def test_doubted_columns_equal_the_float64_rule(width):
     out = np.full(len(x), 255, dtype=np.uint8)
     got = DoubtedColumns(width)(view, out)
     assert got is out and out.tobytes() == want.tobytes()
+
+
+def test_packed_rotation_sums_are_the_exact_integer_dot_products():
+    """PackedRotation (64-bit slots of one big int) gives every p_j = sum_i n_i V_ij exactly,
+    also at the extremes (|n_i| = 2**15, |V_ij| = 2**14, signs mixed, many inputs)."""
+    from clark_hash_web.codecs.learned_e8_stages import PackedRotation
+
+    rng = np.random.default_rng(9)
+    d, K = 1500, 24
+    rot = rng.integers(-16384, 16385, size=(d, K)).astype("<i2")
+    rot[:, 0], rot[:, 1] = 16384, -16384
+    packed = PackedRotation(rot.tobytes(), d, K)
+    for n in (rng.integers(-32768, 32769, size=d), np.full(d, 32768), np.full(d, -32768),
+              np.zeros(d, dtype=np.int64)):
+        want = [int(v) for v in n.astype(object) @ rot.astype(object)]
+        assert list(packed.sums([int(v) for v in n])) == want

@@ -86,7 +86,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import operator
 import struct
 from array import array
 from dataclasses import dataclass
@@ -260,16 +259,45 @@ def rotate_numpy(rows, rot64, offset64=None):
     return y
 
 
-def rotate_python(row, columns, offset=None) -> list:
-    """Pure-Python twin of :func:`rotate_numpy` for one row (a list of K floats).
+SLOT_BIAS = 1 << 62   # added to every 64-bit slot of a packed rotation sum (|p_j| < 2**45)
 
-    ``columns``: K lists of d ints (the rotation's columns).
+
+class PackedRotation:
+    """The integer rotation ``V`` (d x K) as d Python ints, for :func:`rotate_python`.
+
+    Input ``i``'s row is ``sum_j V_ij 2**(64 j)``: one exact big-int
+    multiply-add per input gives all K sums ``p_j = sum_i n_i V_ij`` at once
+    (``|p_j| < 2**45``, so with ``SLOT_BIAS`` added to each slot no slot
+    borrows from the next), about 10x faster in pure Python than K separate
+    dot products, and the same integers.
     """
+
+    def __init__(self, rotation: bytes, d: int, K: int):
+        rot = bytes_array("h", rotation)
+        self.K = K
+
+        def slots(values) -> int:   # sum_j (SLOT_BIAS + v_j) 2**(64 j)
+            return int.from_bytes(struct.pack(f"<{K}q", *(SLOT_BIAS + v for v in values)), "little")
+        self.bias = slots([0] * K)
+        self.rows = [slots(rot[i * K:(i + 1) * K]) - self.bias for i in range(d)]
+
+    def sums(self, n) -> array:
+        """``p_j = sum_i n_i V_ij`` (exact ints) as an array('q') of K values."""
+        acc = self.bias
+        for ni, row in zip(n, self.rows):
+            if ni:
+                acc += ni * row
+        p = bytes_array("q", acc.to_bytes(8 * self.K, "little"))
+        return array("q", [v - SLOT_BIAS for v in p])
+
+
+def rotate_python(row, packed: PackedRotation, offset=None) -> list:
+    """Pure-Python twin of :func:`rotate_numpy` for one row (a list of K floats)."""
     x = [float(v) for v in row]
     e = math.frexp(max(abs(v) for v in x))[1]
     n = [round(math.ldexp(v, X_BITS - e)) for v in x]
     norm = math.sqrt(float(sum(v * v for v in n)))
-    y = [math.ldexp(sum(map(operator.mul, n, col)) / norm, -V_BITS) for col in columns]
+    y = [math.ldexp(p / norm, -V_BITS) for p in packed.sums(n)]
     if offset is not None:
         y = [a - o for a, o in zip(y, offset)]
     return y
@@ -340,8 +368,7 @@ class StagedE8(LearnedE8):
             self._expand_scale = np.repeat(scales32, 8)
             self._encoder = StagedEncoderNumpy(self._rot, self._offset, stages, self._scales64)
         else:
-            rot = bytes_array("h", cfg.rotation)
-            self._columns = [list(rot[j::K]) for j in range(K)]
+            self._packed = PackedRotation(cfg.rotation, cfg.input_dim, K)
             self._offset = list(bytes_array("f", cfg.offset))
             self._scales = list(bytes_array("f", cfg.scales))
             self._block_of = block_of
@@ -362,7 +389,7 @@ class StagedE8(LearnedE8):
         return out
 
     def _encode_python(self, row) -> bytes:
-        y = rotate_python(row, self._columns, self._offset)
+        y = rotate_python(row, self._packed, self._offset)
         return stage_codes_python(y, self._stages, self._scales)
 
     # query
@@ -373,7 +400,7 @@ class StagedE8(LearnedE8):
         return rotate_numpy(rows, self._rot).astype(np.float32)
 
     def _rotated_python(self, row) -> array:
-        return array("f", rotate_python(row, self._columns))
+        return array("f", rotate_python(row, self._packed))
 
     def _expand_numpy(self, v):
         return v[:, self._expand] * self._expand_scale
