@@ -134,7 +134,7 @@ def test_index_search_equals_brute_force_with_ties(head, data, k):
         want, ws = _brute(codec, enc, q, k)
         assert list(ids) == want and np.asarray(scores).tobytes() == ws.tobytes()
         tables = codec._tables_numpy(codec.sketch_query(q).values)
-        sel = table_bound.TableBound(tables).survivors(bound_cols, k, idx._scales,
+        sel = table_bound.TableBound(tables).survivors(bound_cols, k, idx._row_scales(),
                                                        codec.sketch_query(q).bias)
         pruned += sel is not None and len(sel) < len(rows) // 2
     assert pruned >= 30, pruned   # the bound really cuts
@@ -193,3 +193,28 @@ def test_cli_writes_normalized_heads_unless_told_not_to(tmp_path, monkeypatch, d
     assert on.normalized and not off.normalized
     assert on == train_staged_e8(data[:600], seed=3)
     assert off == train_staged_e8(data[:600], seed=3, normalize=False)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "python"])
+def test_row_scales_are_made_at_the_first_search_and_kept_through_writes(head, data, backend):
+    """Adding rows computes no row scales until a search needs them; rows added and
+    removed after that keep them right (the same results as a fresh index)."""
+    codec = LearnedE8(head, backend)
+    rows = data[:900] if backend == "numpy" else data[:900].tolist()
+    idx = BinaryIndex(codec)
+    idx.add(rows[:500], ids=list(range(500)))
+    assert idx._scales is None
+    q = data[3000] if backend == "numpy" else data[3000].tolist()
+    idx.search(q, 5)
+    assert len(idx._scales) == 500
+    idx.add(rows[500:], ids=list(range(500, 900)))
+    idx.remove(list(range(0, 900, 4)))
+    fresh = BinaryIndex(codec)
+    kept = [i for i in range(900) if i % 4]
+    fresh.add([rows[i] for i in kept] if backend == "python" else rows[kept], ids=kept)
+    assert np.asarray(idx._scales).tobytes() == np.asarray(fresh._row_scales()).tobytes()
+    for q in data[3001:3004]:
+        q = q if backend == "numpy" else q.tolist()
+        a, b = idx.search(q, 10), fresh.search(q, 10)
+        assert list(a[0]) == list(b[0])
+        assert np.asarray(a[1], np.float32).tobytes() == np.asarray(b[1], np.float32).tobytes()

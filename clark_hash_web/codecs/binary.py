@@ -337,6 +337,9 @@ class BinaryCodec(Codec):
         """
 
     # -- scoring ---------------------------------------------------------------------------
+    #: True when the asymmetric score has per-row factors (:meth:`row_scales`)
+    has_row_scales = False
+
     def row_scales(self, encoded: EncodedBatch):
         """Per-row factors of the asymmetric score, or None (scores are the table sums).
 
@@ -344,6 +347,13 @@ class BinaryCodec(Codec):
         :mod:`.normalized_scores`): their score is ``fl32(fl32(S + bias) * scale)``.
         """
         return None
+
+    def asymmetric_python(self, q: BinaryQuery, raw: bytes, count: int, scales=None) -> array:
+        """Pure-Python asymmetric scores of ``count`` codes in ``raw``: the float32 table
+        sums, finished with the query's bias and ``scales`` (the codes' row scales, or
+        None for codecs without them)."""
+        sums = bitpack.asymmetric_scores_python(self._tables_python(q.values), raw, count)
+        return sums if scales is None else normalized_scores.finish_python(sums, q.bias, scales)
 
     def hamming(self, query, encoded: EncodedBatch):
         """Hamming distances (ints) between the query bits and each code."""
@@ -388,9 +398,7 @@ class BinaryCodec(Codec):
         if scoring == "hamming":
             return array("f", [bitpack.hamming_score_python(h, m)
                                for h in bitpack.hamming_python(q.code, raw, count)])
-        sums = bitpack.asymmetric_scores_python(self._tables_python(q.values), raw, count)
-        scales = self.row_scales(EncodedBatch(self.config, raw))
-        return sums if scales is None else normalized_scores.finish_python(sums, q.bias, scales)
+        return self.asymmetric_python(q, raw, count, self.row_scales(EncodedBatch(self.config, raw)))
 
     def decode_sketch(self, encoded: EncodedBatch):
         """The stored bits as +1.0/-1.0 float32, (N, m)."""

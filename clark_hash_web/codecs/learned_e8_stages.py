@@ -428,9 +428,13 @@ class StagedE8(LearnedE8):
             return values, 0.0
         return values, normalized_scores.query_bias(v, self._offset32)
 
+    @property
+    def has_row_scales(self) -> bool:
+        return self.config.normalized
+
     def row_scales(self, encoded):
         """``1 / ||decoded row||`` per row (float32) for a normalized head, else None."""
-        if not self.config.normalized:
+        if not self.has_row_scales:
             return None
         if self.backend == "numpy":
             import numpy as np

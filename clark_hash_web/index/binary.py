@@ -122,7 +122,7 @@ class BinaryIndex(Index):
                                       8 if codec.supports_hamming else 2)
         else:
             self._codes = bytearray()
-        self._scales = None      # per-row score factors (normalized learned-E8 heads), float32
+        self._scales = None      # row scales (normalized learned-E8 heads): see _row_scales
 
     @classmethod
     def accepts(cls, codec) -> bool:
@@ -155,7 +155,7 @@ class BinaryIndex(Index):
         self.codec.check_codes(encoded)
         n = len(encoded)
         new_ids = self._ids.prepare(ids, n)
-        scales = self.codec.row_scales(encoded) if n else None
+        scales = self.codec.row_scales(encoded) if n and self._scales is not None else None
         if self._numpy:
             if n:
                 self._store.append(encoded.codes)
@@ -164,6 +164,17 @@ class BinaryIndex(Index):
         if scales is not None:
             self._scales = _joined(self._scales, scales, self._numpy)
         return self._ids.append(new_ids)
+
+    def _row_scales(self):
+        """Per-row factors of the stored rows' scores (float32), or None (plain table sums).
+
+        Only normalized learned-E8 heads have them. They are made from the codes
+        at the first search that needs them, then kept through adds and
+        removes, so loading or exporting rows never pays for them.
+        """
+        if self._scales is None and self.codec.has_row_scales:
+            self._scales = self.codec.row_scales(self.encoded())
+        return self._scales
 
     def remove(self, ids) -> int:
         """Delete rows by id (one or a list); unknown ids raise KeyError."""
@@ -310,13 +321,10 @@ class BinaryIndex(Index):
             return self._search_asymmetric_numpy(q, k, rows)
         n = len(self._ids)
         enc = self.encoded(rows)
-        if self._scales is None:
-            scores = self.codec.score(q, enc, scoring=scoring)
-        else:   # the row scales are kept, not recomputed per search
-            sums = bitpack.asymmetric_scores_python(self.codec._tables_python(q.values),
-                                                    enc.codes_bytes(), len(enc))
-            scales = self._scales if rows is None else array("f", [self._scales[r] for r in rows])
-            scores = normalized_scores.finish_python(sums, q.bias, scales)
+        scales = self._row_scales()     # kept, not recomputed per search
+        if scales is not None and rows is not None:
+            scales = array("f", [scales[r] for r in rows])
+        scores = self.codec.asymmetric_python(q, enc.codes_bytes(), len(enc), scales)
         sel = list(range(n)) if rows is None else rows
         bits = array("I", scores.tobytes())
         order = sorted(range(len(sel)), key=lambda j: (-_total_order_key(bits[j]), sel[j]))[:k]
@@ -346,7 +354,8 @@ class BinaryIndex(Index):
         pair_cols = self._store.pair_columns()
         if not self.codec.supports_hamming and sel is None:
             # E8 (root numbers): the integer pair-table bound first (None: no pruning)
-            sel = table_bound.TableBound(byte_tables).survivors(pair_cols, k, self._scales, q.bias)
+            sel = table_bound.TableBound(byte_tables).survivors(pair_cols, k, self._row_scales(),
+                                                                q.bias)
         elif self.codec.supports_hamming:
             cols, pairs = self._store.columns(), (self.config.code_bytes + 1) // 2
 
@@ -362,9 +371,9 @@ class BinaryIndex(Index):
             scores = bitpack.asymmetric_scores_numpy(tables, pair_cols)
         else:       # few rows: byte tables, the same float32 sums as the pair tables
             scores = table_bound.exact_scores(byte_tables, pair_cols, sel)
-        if self._scales is not None:
-            scales = self._scales if sel is None else self._scales[sel]
-            scores = normalized_scores.finish_numpy(scores, q.bias, scales)
+        scales = self._row_scales()
+        if scales is not None:
+            scores = normalized_scores.finish_numpy(scores, q.bias, scales if sel is None else scales[sel])
         order = top_scores(scores, k)
         found = order if sel is None else sel[order]
         return self._ids.ids_at(found), scores[order]
